@@ -49,6 +49,7 @@ INSTALL_REQUIRES = [
     "rich>=13",
     "scikit-learn>=1.3",
     "h5py>=3.9",
+    "pillow>=9",
 ]
 
 EXTRAS = {

@@ -66,8 +66,9 @@ def _first_line(cmd: list[str]) -> str:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"present but did not run: {exc}"
-    text = (out.stdout or out.stderr).strip().splitlines()
-    return text[0] if text else "present"
+    lines = [ln.strip(" *") for ln in (out.stdout or out.stderr).splitlines()]
+    informative = [ln for ln in lines if any(ch.isdigit() for ch in ln)]
+    return (informative or lines or ["present"])[0]
 
 
 def _tool_checks() -> list[Check]:
@@ -97,9 +98,24 @@ def run_checks() -> list[Check]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument(
+        "--install-system-deps",
+        action="store_true",
+        help="install the Debian packages tinyml-kit needs (as root; otherwise prints the sudo command)",
+    )
+
+
+def install_system_deps() -> int:
+    """Run the bundled ``install-system-deps.sh``; returns its exit status."""
+    script = scripts_dir() / "install-system-deps.sh"
+    return subprocess.run(["bash", str(script)], check=False).returncode
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.install_system_deps:
+        status = install_system_deps()
+        if status:
+            return status
     checks = run_checks()
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))

@@ -1,0 +1,123 @@
+"""Callbacks for ``DataEfficientGAN``: ADA-style adaptive augmentation probability and sample grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from tinyml_kit.diffaug.errors import DiffAugError
+from tinyml_kit.diffaug.grid import save_image_grid
+
+
+class AdaptiveAugment(keras.callbacks.Callback):
+    """Adapts the augmentation probability ``p`` from the discriminator's overfitting signal (ADA).
+
+    Every ``interval`` batches it reads ``r_t = E[sign(D(T(real)))]`` accumulated by the model's
+    ``train_step`` since the last adjustment and moves ``p`` by ``sign(r_t - target) * speed * N / 1000``
+    where ``N`` is the number of real images seen meanwhile, clipped to ``[0, 1]`` (Karras et al. 2020,
+    who use ``target = 0.6`` and 500k images for ``p`` to go from 0 to 1, i.e. ``speed = 0.002``).
+    ``r_t`` near 1 means D is confident on every real image (overfitting): ``p`` rises.
+
+    Args:
+        target: desired ``E[sign(D(real))]``, default 0.6.
+        speed: largest change of ``p`` per 1000 real images; the default 0.02 (p from 0 to 1 in 50k
+            images) suits short runs on small datasets.
+        interval: batches between adjustments (ADA uses 4).
+        augment: the ``DiffAugment`` layer to steer; defaults to ``model.augment``.
+
+    Attributes:
+        history: ``(batch_index, r_t, p)`` after every adjustment.
+    """
+
+    def __init__(
+        self, target: float = 0.6, speed: float = 0.02, interval: int = 4, augment: Any = None
+    ) -> None:
+        super().__init__()
+        if not -1.0 <= target <= 1.0:
+            raise ValueError(f"Expected `target` in [-1, 1]. Received: target={target}")
+        if speed <= 0:
+            raise ValueError(f"Expected a strictly positive value. Received: speed={speed}")
+        if int(interval) < 1:
+            raise ValueError(f"Expected a strictly positive value. Received: interval={interval}")
+        self.target, self.speed, self.interval = float(target), float(speed), int(interval)
+        self.augment = augment
+        self.history: list[tuple[int, float, float]] = []
+        self._batches = 0
+
+    def _layer(self) -> Any:
+        layer = self.augment if self.augment is not None else getattr(self.model, "augment", None)
+        if layer is None or not hasattr(layer, "p"):
+            raise DiffAugError(
+                "AdaptiveAugment needs a DiffAugment layer: train a DataEfficientGAN with "
+                "augment=DiffAugment(p=0) "
+                "or pass AdaptiveAugment(augment=layer)."
+            )
+        return layer
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._layer()
+        if not hasattr(self.model, "pop_real_sign"):
+            raise DiffAugError("AdaptiveAugment needs a model with pop_real_sign() (a DataEfficientGAN).")
+        self.model.pop_real_sign()  # drop anything accumulated before this fit
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._batches += 1
+        if self._batches % self.interval:
+            return
+        total, count = self.model.pop_real_sign()
+        if count <= 0:
+            return
+        layer = self._layer()
+        r_t = total / count
+        step = np.sign(r_t - self.target) * self.speed * count / 1000.0
+        p = float(np.clip(layer.probability + step, 0.0, 1.0))
+        layer.p.assign(p)
+        self.history.append((self._batches, r_t, p))
+        if logs is not None:
+            logs["p"] = p
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["p"] = self._layer().probability
+
+
+class GANMonitor(keras.callbacks.Callback):
+    """Saves a PNG grid of ``n`` samples from fixed latents every ``every_n_epochs`` epochs and at the end.
+
+    Files are ``<out_dir>/samples_epoch_0001.png`` ... and ``<out_dir>/samples_final.png``; samples come
+    from the model's EMA generator (``model(z)``).
+
+    Args:
+        out_dir: folder for the PNGs (created on demand).
+        every_n_epochs: period in epochs; 0 saves only the final grid.
+        n: number of samples (a square number gives a square grid).
+        seed: seed of the fixed latent vectors.
+    """
+
+    def __init__(self, out_dir: str | Path, every_n_epochs: int = 1, n: int = 64, seed: int = 0) -> None:
+        super().__init__()
+        if n < 1 or every_n_epochs < 0:
+            raise ValueError(
+                f"Expected n >= 1 and every_n_epochs >= 0. Received: n={n}, every_n_epochs={every_n_epochs}"
+            )
+        self.out_dir, self.every_n_epochs, self.n, self.seed = (
+            Path(out_dir),
+            int(every_n_epochs),
+            int(n),
+            seed,
+        )
+        self.saved: list[Path] = []
+
+    def _save(self, name: str) -> None:
+        images = self.model.sample(self.n, seed=self.seed)
+        self.saved.append(save_image_grid(images, self.out_dir / f"samples_{name}.png"))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
+            self._save(f"epoch_{epoch + 1:04d}")
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._save("final")

@@ -1,0 +1,94 @@
+"""CONV_2D -> ``tk_conv2d_s8`` (any kernel size, stride, dilation, padding, groups; per-channel)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyml_kit.engine.errors import UnsupportedOpError
+from tinyml_kit.engine.ir import Graph, Op
+from tinyml_kit.engine.lowering.base import KernelCall, Overlap, register_lowering
+from tinyml_kit.engine.lowering.common import (
+    activation,
+    clamp_range,
+    constant,
+    folded_bias,
+    nhwc,
+    per_tensor,
+    require_dtype,
+    window_geometry,
+    window_max_shift,
+)
+from tinyml_kit.engine.quant import per_channel_multipliers
+
+
+def filter_scales(graph: Graph, op: Op, weights, channels: int, channel_axis: int) -> np.ndarray:
+    """Per-channel (or broadcast per-tensor) filter scales, checking TFLite's constraints."""
+    q = weights.quant
+    if q is None:
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} weights '{weights.name}' are not "
+                                 "quantised; re-export with full-integer int8 quantisation.")
+    if np.any(q.zero_point != 0):
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} weights '{weights.name}' have a non-zero "
+                                 "zero point; TFLite int8 weights are symmetric. Re-export the model.")
+    if q.per_channel and (q.axis != channel_axis or q.scale.size != channels):
+        raise UnsupportedOpError(
+            f"{graph.source}: {op.describe()} weights are quantised per channel along axis {q.axis} with "
+            f"{q.scale.size} scales; expected {channels} scales along axis {channel_axis}."
+        )
+    return q.scale
+
+
+def bias_values(graph: Graph, op: Op, index: int, channels: int) -> np.ndarray | None:
+    bias = constant(graph, op, index, optional=True)
+    if bias is None:
+        return None
+    require_dtype(graph, op, bias, "int32")
+    if bias.num_elements != channels:
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} bias has {bias.num_elements} values "
+                                 f"for {channels} output channels.")
+    return np.asarray(bias.data, dtype=np.int32).reshape(-1)
+
+
+@register_lowering("CONV_2D")
+def lower_conv2d(op: Op, graph: Graph) -> KernelCall:
+    inp, out = activation(graph, op, 0), graph.tensors[op.outputs[0]]
+    weights = constant(graph, op, 1)
+    for t in (inp, weights, out):
+        require_dtype(graph, op, t, "int8")
+    in_h, in_w, in_c = nhwc(graph, op, inp)
+    out_h, out_w, out_c = nhwc(graph, op, out)
+    if len(weights.shape) != 4 or weights.shape[0] != out_c:
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} filter shape {weights.shape} does not match "
+                                 f"{out_c} output channels (expected OHWI).")
+    k_h, k_w, group_in = (int(d) for d in weights.shape[1:])
+    if in_c % group_in or out_c % (in_c // group_in):
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} has {in_c} input channels but filters of "
+                                 f"depth {group_in}; channels must split into equal groups.")
+    groups = in_c // group_in
+    dilation = (int(op.options.get("dilation_h_factor", 1)), int(op.options.get("dilation_w_factor", 1)))
+    win = window_geometry(graph, op, (in_h, in_w), (out_h, out_w), (k_h, k_w), dilation)
+
+    in_scale, in_zp = per_tensor(graph, op, inp)
+    out_scale, out_zp = per_tensor(graph, op, out)
+    scales = filter_scales(graph, op, weights, out_c, channel_axis=0)
+    multiplier, shift = per_channel_multipliers(in_scale, scales, out_scale, out_c)
+    filters = np.asarray(weights.data, dtype=np.int8)
+    bias = folded_bias(graph, op, bias_values(graph, op, 2, out_c), filters, -in_zp)
+    act_min, act_max = clamp_range(op)
+
+    return KernelCall(
+        op=op, kernel="tk_conv2d", function="tk_conv2d_s8", params_type="tk_conv2d_params_t",
+        params={
+            "in_h": in_h, "in_w": in_w, "in_c": in_c, "out_h": out_h, "out_w": out_w, "out_c": out_c,
+            "k_h": k_h, "k_w": k_w, "stride_h": win.stride_h, "stride_w": win.stride_w,
+            "dilation_h": win.dilation_h, "dilation_w": win.dilation_w,
+            "pad_top": win.pad_top, "pad_left": win.pad_left, "groups": groups,
+            "input_zero_point": in_zp, "output_offset": out_zp, "act_min": act_min, "act_max": act_max,
+        },
+        arrays={"filter": filters.reshape(-1), "bias": bias, "multiplier": multiplier, "shift": shift},
+        inputs=[inp.index], outputs=[out.index],
+        scratch_bytes=k_h * k_w * in_c,
+        overlaps=[Overlap(output=out.index, input=inp.index,
+                          max_shift=window_max_shift(win, in_c, out_c, staged=True))],
+        macs=out_h * out_w * out_c * k_h * k_w * group_in,
+    )

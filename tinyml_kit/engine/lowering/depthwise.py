@@ -1,0 +1,78 @@
+"""DEPTHWISE_CONV_2D -> ``tk_dwconv2d_s8`` (any depth multiplier; in-place channel-wise variant)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tinyml_kit.engine.errors import UnsupportedOpError
+from tinyml_kit.engine.ir import Graph, Op
+from tinyml_kit.engine.lowering.base import KernelCall, Overlap, register_lowering
+from tinyml_kit.engine.lowering.common import (
+    activation,
+    clamp_range,
+    constant,
+    nhwc,
+    per_tensor,
+    require_dtype,
+    window_geometry,
+    window_max_shift,
+)
+from tinyml_kit.engine.lowering.conv import bias_values, filter_scales
+from tinyml_kit.engine.quant import per_channel_multipliers
+
+
+@register_lowering("DEPTHWISE_CONV_2D")
+def lower_depthwise_conv2d(op: Op, graph: Graph) -> KernelCall:
+    inp, out = activation(graph, op, 0), graph.tensors[op.outputs[0]]
+    weights = constant(graph, op, 1)
+    for t in (inp, weights, out):
+        require_dtype(graph, op, t, "int8")
+    in_h, in_w, in_c = nhwc(graph, op, inp)
+    out_h, out_w, out_c = nhwc(graph, op, out)
+    if len(weights.shape) != 4 or weights.shape[0] != 1 or weights.shape[3] != out_c:
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} filter shape {weights.shape} does not match "
+                                 f"{out_c} output channels (expected 1HWO).")
+    if out_c % in_c:
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} maps {in_c} to {out_c} channels; the "
+                                 "output channels must be a multiple of the input channels.")
+    multiplier_m = out_c // in_c
+    declared = int(op.options.get("depth_multiplier", multiplier_m) or multiplier_m)
+    if declared != multiplier_m and in_c != 1:
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} declares depth_multiplier {declared} "
+                                 f"but maps {in_c} to {out_c} channels.")
+    k_h, k_w = int(weights.shape[1]), int(weights.shape[2])
+    dilation = (int(op.options.get("dilation_h_factor", 1)), int(op.options.get("dilation_w_factor", 1)))
+    win = window_geometry(graph, op, (in_h, in_w), (out_h, out_w), (k_h, k_w), dilation)
+
+    in_scale, in_zp = per_tensor(graph, op, inp)
+    out_scale, out_zp = per_tensor(graph, op, out)
+    scales = filter_scales(graph, op, weights, out_c, channel_axis=3)
+    multiplier, shift = per_channel_multipliers(in_scale, scales, out_scale, out_c)
+    bias = bias_values(graph, op, 2, out_c)
+    act_min, act_max = clamp_range(op)
+
+    padded_h = (out_h - 1) * win.stride_h + (k_h - 1) * win.dilation_h + 1
+    padded_w = (out_w - 1) * win.stride_w + (k_w - 1) * win.dilation_w + 1
+    overlap = Overlap(output=out.index, input=inp.index,
+                      max_shift=window_max_shift(win, in_c, out_c, staged=False),
+                      exact=(0,) if multiplier_m == 1 else ())
+    return KernelCall(
+        op=op, kernel="tk_dwconv2d", function="tk_dwconv2d_s8", params_type="tk_dwconv2d_params_t",
+        params={
+            "in_h": in_h, "in_w": in_w, "in_c": in_c, "out_h": out_h, "out_w": out_w,
+            "depth_multiplier": multiplier_m, "k_h": k_h, "k_w": k_w,
+            "stride_h": win.stride_h, "stride_w": win.stride_w,
+            "dilation_h": win.dilation_h, "dilation_w": win.dilation_w,
+            "pad_top": win.pad_top, "pad_left": win.pad_left,
+            "padded_h": padded_h, "padded_w": padded_w,
+            "input_offset": -in_zp, "output_offset": out_zp, "act_min": act_min, "act_max": act_max,
+        },
+        arrays={"filter": np.asarray(weights.data, dtype=np.int8).reshape(-1),
+                "bias": bias if bias is not None else np.zeros(out_c, dtype=np.int32),
+                "multiplier": multiplier, "shift": shift},
+        inputs=[inp.index], outputs=[out.index],
+        scratch_bytes=padded_h * padded_w if multiplier_m == 1 else 0,
+        overlaps=[overlap],
+        inplace_flag="inplace" if multiplier_m == 1 else None,
+        macs=out_h * out_w * out_c * k_h * k_w,
+    )

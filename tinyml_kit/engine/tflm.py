@@ -1,0 +1,330 @@
+"""TensorFlow Lite Micro (the ``tflite-micro`` pip package) as the engine's reference.
+
+TFLM aborts or segfaults the whole process on some models (a corrupt flatbuffer, an op it cannot
+prepare), so it never runs in the caller's process: every call starts one worker subprocess
+(``python -m tinyml_kit.engine.tflm``) that runs all samples, and exchanges inputs and outputs through
+``.npz`` files. A worker that dies becomes a :class:`TflmError` naming the exit code or signal and the end
+of its stderr.
+
+The arena figure is TFLM's own: ``RecordingMicroAllocator``'s "Arena allocation total", which
+``print_allocations()`` writes to the C-level stderr (file descriptor 2); the worker points fd 2 at a temp
+file around that call and parses the number. It is the head (non-persistent tensors, planned by TFLM's
+greedy planner) plus the tail (persistent structures: tensors, node registrations, quantisation data).
+
+Inputs (``inputs`` everywhere in this module and in :mod:`tinyml_kit.engine.litert`):
+
+- a list of samples; a sample is an array for single-input models, or a list/tuple with one array per
+  model input;
+- or one array: a single sample when its shape is the model input's, else a batch of samples stacked on
+  a new leading axis (or on the size-1 batch axis).
+
+Outputs: a list with one entry per sample: an array for single-output models, a tuple of arrays otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinyml_kit.engine.errors import EngineError
+
+Sample = list[np.ndarray]
+Output = np.ndarray | tuple[np.ndarray, ...]
+
+DEFAULT_ARENA_BYTES = 32 * 1024 * 1024  # generous: TFLM reports what it used, not what it was given
+DEFAULT_TIMEOUT_S = 600.0
+_EXIT_PYTHON_ERROR = 3  # the worker caught an exception (TFLM refused the model)
+_EXIT_BAD_INPUT = 4  # the inputs do not match the model
+_ARENA_RE = re.compile(r"Arena allocation total (\d+) bytes")
+
+
+class TflmError(EngineError):
+    """TFLM could not run the model (it refused it, crashed or timed out); the message says which."""
+
+
+@dataclass
+class TflmResult:
+    """What one worker run measured."""
+
+    outputs: list[Output]
+    arena_bytes: int | None = None  # RecordingMicroAllocator total, when requested
+    seconds_per_invoke: float | None = None  # median over ``repeats`` timed invokes, when requested
+
+
+# --------------------------------------------------------------------------- inputs and outputs
+
+
+def as_samples(inputs: Any, shapes: list[tuple[int, ...]], dtypes: list[np.dtype], source: str) -> list[Sample]:
+    """Normalise ``inputs`` (see the module docstring) to a list of samples, checking shapes and dtypes."""
+    n_in = len(shapes)
+    if isinstance(inputs, np.ndarray):
+        if n_in != 1:
+            raise EngineError(f"{source} has {n_in} inputs: pass a list of samples, each a list of {n_in} arrays")
+        shape = shapes[0]
+        if tuple(inputs.shape) == shape:
+            samples: list[Sample] = [[inputs]]
+        elif tuple(inputs.shape[1:]) == shape:
+            samples = [[x] for x in inputs]
+        elif shape and shape[0] == 1 and tuple(inputs.shape[1:]) == shape[1:]:
+            samples = [[x[None]] for x in inputs]
+        else:
+            raise EngineError(f"{source}: input array of shape {tuple(inputs.shape)} is neither one sample of "
+                              f"shape {shape} nor a batch of them")
+    else:
+        samples = []
+        for item in inputs:
+            sample = [item] if isinstance(item, np.ndarray) else list(item)
+            samples.append(sample)
+    for i, sample in enumerate(samples):
+        if len(sample) != n_in:
+            raise EngineError(f"{source}: sample {i} has {len(sample)} arrays, the model has {n_in} inputs")
+        for j, (x, shape, dtype) in enumerate(zip(sample, shapes, dtypes, strict=True)):
+            x = np.asarray(x)
+            if x.size == int(np.prod(shape, dtype=np.int64)) and x.shape != shape:
+                x = x.reshape(shape)
+            if x.shape != shape or x.dtype != dtype:
+                raise EngineError(f"{source}: sample {i} input {j} is {x.dtype}{list(x.shape)}, the model "
+                                  f"expects {np.dtype(dtype)}{list(shape)}")
+            sample[j] = np.ascontiguousarray(x)
+    return samples
+
+
+def _save_inputs(path: Path, inputs: Any) -> None:
+    arrays: dict[str, np.ndarray] = {}
+    if isinstance(inputs, np.ndarray):
+        arrays["batch"] = inputs
+    else:
+        items = list(inputs)
+        arrays["n"] = np.array(len(items))
+        for i, item in enumerate(items):
+            parts = [item] if isinstance(item, np.ndarray) else list(item)
+            for j, x in enumerate(parts):
+                arrays[f"s{i}_{j}"] = np.asarray(x)
+    np.savez(path, **arrays)
+
+
+def _load_inputs(path: Path) -> Any:
+    with np.load(path) as data:
+        if "batch" in data:
+            return data["batch"]
+        n = int(data["n"])
+        out = []
+        for i in range(n):
+            parts = []
+            j = 0
+            while f"s{i}_{j}" in data:
+                parts.append(data[f"s{i}_{j}"])
+                j += 1
+            out.append(parts)
+        return out
+
+
+def _save_outputs(path: Path, outputs: list[list[np.ndarray]], extra: dict[str, float]) -> None:
+    arrays = {f"o{i}_{k}": y for i, ys in enumerate(outputs) for k, y in enumerate(ys)}
+    arrays["n"] = np.array(len(outputs))
+    arrays["n_out"] = np.array(len(outputs[0]) if outputs else 0)
+    for key, value in extra.items():
+        arrays[key] = np.array(value)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def pack_outputs(per_sample: list[list[np.ndarray]]) -> list[Output]:
+    """One array per sample for single-output models, a tuple of arrays otherwise."""
+    return [ys[0] if len(ys) == 1 else tuple(ys) for ys in per_sample]
+
+
+# --------------------------------------------------------------------------- the worker (subprocess side)
+
+
+def _read_c_stderr(call: Any) -> str:
+    """Run ``call()`` with file descriptor 2 pointed at a temp file; return what C code wrote there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        try:
+            os.dup2(sink.fileno(), 2)
+            call()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        return sink.read().decode(errors="replace")
+
+
+def _worker(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tinyml_kit.engine.tflm")
+    parser.add_argument("model")
+    parser.add_argument("inputs")
+    parser.add_argument("outputs")
+    parser.add_argument("--arena-size", type=int, default=DEFAULT_ARENA_BYTES)
+    parser.add_argument("--repeats", type=int, default=0)
+    parser.add_argument("--arena", action="store_true", help="record the arena total")
+    args = parser.parse_args(argv)
+
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+
+        interp = runtime.Interpreter.from_file(args.model, arena_size=args.arena_size)
+        n_in = _count_io(interp.get_input_details)
+        details = [interp.get_input_details(j) for j in range(n_in)]
+        n_out = _count_io(interp.get_output_details)
+    except Exception as exc:
+        print(f"TFLM refused the model: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return _EXIT_PYTHON_ERROR
+    try:
+        shapes = [tuple(int(d) for d in det["shape"]) for det in details]
+        samples = as_samples(_load_inputs(Path(args.inputs)), shapes, [np.dtype(d["dtype"]) for d in details],
+                             args.model)
+    except EngineError as exc:
+        print(str(exc), file=sys.stderr)
+        return _EXIT_BAD_INPUT
+    try:
+        outputs = []
+        for sample in samples:
+            for j, x in enumerate(sample):
+                interp.set_input(x, j)
+            interp.invoke()
+            outputs.append([np.array(interp.get_output(k), copy=True) for k in range(n_out)])
+        extra: dict[str, float] = {}
+        if args.arena:
+            if not samples:
+                raise ValueError("the arena is measured after an invoke: pass at least one sample")
+            text = _read_c_stderr(interp.print_allocations)
+            match = _ARENA_RE.search(text)
+            if not match:
+                raise ValueError(f"no 'Arena allocation total' in print_allocations() output: {text[-500:]!r}")
+            extra["arena_bytes"] = float(match.group(1))
+        if args.repeats > 0 and samples:
+            interp.invoke()  # warm-up
+            times = []
+            for r in range(args.repeats):
+                for j, x in enumerate(samples[r % len(samples)]):
+                    interp.set_input(x, j)
+                t0 = time.perf_counter_ns()
+                interp.invoke()
+                times.append(time.perf_counter_ns() - t0)
+            extra["seconds_per_invoke"] = float(np.median(times)) * 1e-9
+    except Exception as exc:
+        print(f"TFLM failed while running the model: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return _EXIT_PYTHON_ERROR
+    _save_outputs(Path(args.outputs), outputs, extra)
+    return 0
+
+
+def _count_io(get_details: Any) -> int:
+    """TFLM's Python API has no input/output count: probe indices until it raises."""
+    n = 0
+    while True:
+        try:
+            get_details(n)
+        except Exception:
+            return n
+        n += 1
+
+
+# --------------------------------------------------------------------------- the caller side
+
+
+def _worker_command(model: Path, inputs: Path, outputs: Path) -> list[str]:
+    return [sys.executable, "-m", "tinyml_kit.engine.tflm", str(model), str(inputs), str(outputs)]
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by signal {signal.Signals(-code).name} (exit code {code})"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _stderr_tail(text: str, lines: int = 12) -> str:
+    kept = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
+    return "\n".join(kept)
+
+
+def profile(path: str | Path, inputs: Any, *, arena: bool = False, repeats: int = 0,
+            arena_size: int = DEFAULT_ARENA_BYTES, timeout: float = DEFAULT_TIMEOUT_S) -> TflmResult:
+    """Run every sample through TFLM in one worker; optionally record the arena and time ``repeats`` invokes."""
+    model = Path(path)
+    if not model.is_file():
+        raise EngineError(f"model file not found: {model}")
+    with tempfile.TemporaryDirectory(prefix="tk-tflm-") as tmp:
+        in_path, out_path = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
+        _save_inputs(in_path, inputs)
+        cmd = _worker_command(model.resolve(), in_path, out_path) + [f"--arena-size={arena_size}",
+                                                                      f"--repeats={repeats}"]
+        if arena:
+            cmd.append("--arena")
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                                  errors="replace")
+        except subprocess.TimeoutExpired:
+            raise TflmError(f"TFLM could not run {model}: no answer within {timeout:.0f} s (the worker was "
+                            "killed); the model may make TFLM loop forever.") from None
+        if proc.returncode == _EXIT_BAD_INPUT:
+            raise EngineError(_stderr_tail(proc.stderr, 1))
+        if proc.returncode != 0 or not out_path.exists():
+            crashed = proc.returncode != _EXIT_PYTHON_ERROR
+            hint = ("TFLM has no flatbuffer verifier and crashes on some models; " if crashed else "")
+            raise TflmError(
+                f"TFLM could not run {model}: the TFLM worker process {_describe_exit(proc.returncode)}.\n"
+                f"{_stderr_tail(proc.stderr)}\n"
+                f"{hint}compare against LiteRT instead (tinyml_kit.engine.litert), or check that the file is "
+                "an int8 .tflite from tf.lite.TFLiteConverter."
+            )
+        with np.load(out_path) as data:
+            n, n_out = int(data["n"]), int(data["n_out"])
+            per_sample = [[data[f"o{i}_{k}"] for k in range(n_out)] for i in range(n)]
+            result = TflmResult(pack_outputs(per_sample))
+            if "arena_bytes" in data:
+                result.arena_bytes = int(data["arena_bytes"])
+            if "seconds_per_invoke" in data:
+                result.seconds_per_invoke = float(data["seconds_per_invoke"])
+    return result
+
+
+def run(path: str | Path, inputs: Any, timeout: float = DEFAULT_TIMEOUT_S) -> list[Output]:
+    """TFLM's outputs for every sample (one subprocess for all of them)."""
+    return profile(path, inputs, timeout=timeout).outputs
+
+
+def zero_inputs(path: str | Path) -> list[Sample]:
+    """One all-zero sample matching the model's inputs (read from the flatbuffer)."""
+    from tinyml_kit.engine.modelgen import io_specs
+
+    specs, _ = io_specs(path)
+    return [[np.zeros(s.shape, dtype=s.dtype) for s in specs]]
+
+
+def arena_bytes(path: str | Path, timeout: float = DEFAULT_TIMEOUT_S) -> int:
+    """TFLM's arena size for the model: RecordingMicroAllocator's total after one invoke on zeros."""
+    result = profile(path, zero_inputs(path), arena=True, timeout=timeout)
+    assert result.arena_bytes is not None
+    return result.arena_bytes
+
+
+def timing(path: str | Path, inputs: Any, repeats: int = 50, timeout: float = DEFAULT_TIMEOUT_S) -> float:
+    """Median seconds per TFLM ``invoke()``, timed inside the worker (excludes process start-up)."""
+    result = profile(path, inputs, repeats=repeats, timeout=timeout)
+    assert result.seconds_per_invoke is not None
+    return result.seconds_per_invoke
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))
