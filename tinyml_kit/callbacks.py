@@ -49,7 +49,9 @@ def _check_budget(name: str, value: int | None) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"Expected `{name}` to be a positive number of bytes or None. Received: {name}={value!r}")
+        raise ValueError(
+            f"Expected `{name}` to be a positive number of bytes or None. Received: {name}={value!r}"
+        )
     return value
 
 
@@ -86,7 +88,7 @@ class _BudgetCallback(keras.callbacks.Callback):
 
     def _say(self, text: str) -> None:
         if self.verbose:
-            keras.utils.io_utils.print_msg(text)
+            print(text, flush=True)
 
 
 class MCUBudget(_BudgetCallback):
@@ -117,7 +119,9 @@ class MCUBudget(_BudgetCallback):
         super().__init__(sram_budget, flash_budget, on_over_budget, verbose)
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
         if runtime_flash_bytes < 0:
-            raise ValueError(f"Expected `runtime_flash_bytes` >= 0. Received: runtime_flash_bytes={runtime_flash_bytes}")
+            raise ValueError(
+                f"Expected `runtime_flash_bytes` >= 0. Received: runtime_flash_bytes={runtime_flash_bytes}"
+            )
         self.runtime_flash_bytes = int(runtime_flash_bytes)
         self.estimate: Any = None  # the last MemoryEstimate
         self.seconds = 0.0  # total time spent estimating
@@ -143,7 +147,8 @@ class MCUBudget(_BudgetCallback):
                                             runtime_flash_bytes=self.runtime_flash_bytes)
         self.seconds += time.perf_counter() - start
         self._key = key
-        self._say(f"MCUBudget: est. SRAM {self.estimate.sram_bytes:,} B, flash {self.estimate.flash_bytes:,} B")
+        est = self.estimate
+        self._say(f"MCUBudget: est. SRAM {est.sram_bytes:,} B, flash {est.flash_bytes:,} B")
         figures = {"est_sram_bytes": self.estimate.sram_bytes, "est_flash_bytes": self.estimate.flash_bytes}
         self._enforce(_over_budget(figures, {"est_sram_bytes": self.sram_budget,
                                              "est_flash_bytes": self.flash_budget}), "architecture estimate")
@@ -181,7 +186,9 @@ class ExportFirmware(_BudgetCallback):
             raise ValueError("Expected `representative_data` (a few hundred training inputs) for int8 "
                              "calibration. Received: representative_data=None")
         if every_n_epochs is not None and (not isinstance(every_n_epochs, int) or every_n_epochs < 1):
-            raise ValueError(f"Expected `every_n_epochs` >= 1 or None. Received: every_n_epochs={every_n_epochs!r}")
+            raise ValueError(
+                f"Expected `every_n_epochs` >= 1 or None. Received: every_n_epochs={every_n_epochs!r}"
+            )
         self.out_dir = Path(out_dir)
         self.representative_data = representative_data
         self.target = _check_choice("target", target, TARGETS)
@@ -222,7 +229,7 @@ class ExportFirmware(_BudgetCallback):
         from tinyml_kit.export import to_tflite
 
         start = time.perf_counter()
-        folder = self.out_dir / f"epoch_{epoch + 1:03d}"
+        folder = self.out_dir.absolute() / f"epoch_{epoch + 1:03d}"
         model = getattr(self.model, "_tinyml_kit_qat", None) or self.model
         tflite_path = Path(to_tflite(model, self.representative_data, path=folder / "model_int8.tflite"))
         project_dir = folder / "firmware"

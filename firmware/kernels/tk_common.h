@@ -18,20 +18,20 @@ TK_INLINE int32_t tk_min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
 TK_INLINE int32_t tk_max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 TK_INLINE int32_t tk_clamp_i32(int32_t x, int32_t lo, int32_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
-/* (a * b * 2) >> 32, rounded half away from zero, saturating the single overflow case. */
+/* (a * b * 2) >> 32, rounded half away from zero, saturating the single overflow case.
+ * gemmlowp writes this as (ab + nudge) / 2^31 with a sign-dependent nudge and truncating division;
+ * that equals floor((ab + 2^30) / 2^31), an arithmetic shift, for every int32 pair. */
 TK_INLINE int32_t tk_srdhm(int32_t a, int32_t b) {
     if (a == b && a == INT32_MIN) return INT32_MAX;
-    int64_t ab = (int64_t)a * (int64_t)b;
-    int32_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
 /* x / 2^exponent, rounded half away from zero (gemmlowp RoundingDivideByPOT). */
 TK_INLINE int32_t tk_rdbypot(int32_t x, int exponent) {
     if (exponent <= 0) return x;
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
-    const int32_t remainder = x & mask;
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    const uint32_t mask = ((uint32_t)1 << exponent) - 1u;
+    const uint32_t remainder = (uint32_t)x & mask;
+    const uint32_t threshold = (mask >> 1) + ((uint32_t)x >> 31);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 

@@ -1,8 +1,9 @@
 /* tinyml-kit kernel: int8 CONV_2D (TFLite reference semantics, per-channel requantisation).
  *
  * ABI: in[0] = input [in_h][in_w][in_c], out[0] = output [out_h][out_w][out_c] (NHWC, batch 1).
- * scratch: tk_conv2d_scratch_bytes(p) bytes, holding one output pixel's receptive field, so the
- * output may overlap the input in raster order (the compiler computes the allowed shift). */
+ * scratch: TK_CONV2D_SCRATCH_BYTES bytes, the receptive fields of two output pixels (processed as a
+ * pair), gathered before their outputs are written, so the output may overlap the input in raster
+ * order (the compiler computes the allowed shift). */
 #ifndef TK_CONV2D_H
 #define TK_CONV2D_H
 
@@ -27,7 +28,7 @@ typedef struct {
 
 void tk_conv2d_s8(const tk_conv2d_params_t *p, const void *const *in, void *const *out, void *scratch);
 
-/* Bytes of scratch the kernel needs: one receptive field (k_h * k_w * in_c). */
-#define TK_CONV2D_SCRATCH_BYTES(k_h, k_w, in_c) ((k_h) * (k_w) * (in_c))
+/* Bytes of scratch the kernel needs: two receptive fields (2 * k_h * k_w * in_c). */
+#define TK_CONV2D_SCRATCH_BYTES(k_h, k_w, in_c) (2 * (k_h) * (k_w) * (in_c))
 
 #endif /* TK_CONV2D_H */

@@ -3,26 +3,10 @@
 
 #include "tk_common.h"
 
-/* std::round for float (half away from zero) without libm; exact for every float. */
-static float tk_mean_roundf(float x) {
-    if (!(x > -8388608.0f && x < 8388608.0f)) return x; /* |x| >= 2^23 is already an integer */
-    const float whole = (float)(int32_t)x;
-    const float frac = x - whole; /* exact */
-    if (frac >= 0.5f) return whole + 1.0f;
-    if (frac <= -0.5f) return whole - 1.0f;
-    return whole;
-}
-
 static int8_t tk_mean_finish(const tk_mean_params_t *p, int32_t sum) {
-    if (!p->rescale) return (int8_t)(sum / p->count);
-    const float mean = (float)sum / (float)p->count;
-    /* volatile keeps the product rounded to float before the add: TFLM's build does not contract
-     * mean * scale + bias into a fused multiply-add, so neither may we (e.g. on Cortex-M4F). */
-    volatile float scaled = mean * p->scale;
-    float result = tk_mean_roundf(scaled + p->bias) + (float)p->out_zero_point;
-    if (result > 127.0f) result = 127.0f;
-    if (result < -128.0f) result = -128.0f;
-    return (int8_t)result;
+    if (!p->requantize) return (int8_t)sum; /* count == 1: a copy */
+    const int32_t v = tk_requantize(sum + p->sum_offset, p->multiplier, p->shift) + p->out_zero_point;
+    return tk_sat_s8(v);
 }
 
 void tk_mean_s8(const tk_mean_params_t *p, const void *const *in, void *const *out, void *scratch) {

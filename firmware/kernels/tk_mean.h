@@ -1,10 +1,9 @@
 /* MEAN, int8, over any set of axes; bit-exact with TFLM's reduce kernel (EvalIntegerMean).
  *
- * TFLM has two int8 paths and both are reproduced:
- *  - input and output share scale and zero point: the integer sum of the raw values divided by the
- *    element count with C's truncating division (reference_ops::Mean);
- *  - otherwise: a float32 rescale, round(sum / count * scale + bias) + out_zero_point, clamped
- *    (reference_ops::QuantizedMeanOrSum), with scale = in_scale / out_scale and bias = -in_zp * scale.
+ * As TFLM's reference_ops::QuantizedMeanOrSum: out_zp + MultiplyByQuantizedMultiplier(sum - in_zp *
+ * count, multiplier, shift), where the compiler folded 1/count into TFLite's in_scale/out_scale
+ * multiplier with the integer steps TFLM takes at run time.  (With no axes at all TFLM copies the
+ * input unchanged; `requantize` = 0 reproduces that.)
  *
  * The compiler collapses the input into alternating kept / reduced dimension groups (at most
  * TK_MEAN_GROUPS of each, padded with size 1).  Outputs are produced in raster order, each written
@@ -22,9 +21,10 @@ typedef struct {
     int32_t reduced_dims[TK_MEAN_GROUPS];    /* sizes of the reduced groups, outermost first */
     int32_t reduced_strides[TK_MEAN_GROUPS]; /* their input strides in elements */
     int32_t count;                           /* elements averaged per output */
-    int32_t rescale;                         /* 0: same quantisation in and out; 1: float32 rescale */
-    float scale;                             /* float32(in_scale) / float32(out_scale) */
-    float bias;                              /* -in_zero_point * scale, in float32 */
+    int32_t requantize;     /* 1: requantise the sum (always, unless there are no axes: 0 = copy) */
+    int32_t sum_offset;     /* -in_zero_point * count */
+    int32_t multiplier;     /* in_scale / (out_scale * count), TFLite Q31 multiplier ... */
+    int32_t shift;          /* ... and its power-of-two exponent */
     int32_t out_zero_point;
 } tk_mean_params_t;
 

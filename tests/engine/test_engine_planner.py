@@ -84,13 +84,65 @@ def _chain_optimum(problem: Problem, align: int = 4) -> int:
         arena += 1
 
 
+def _brute_force_optimum(problem: Problem, order: list[int], align: int = 4) -> int:
+    """Smallest arena for ``order`` by trying every aligned offset of every buffer (tiny problems only).
+
+    Legality is re-derived here from the documented semantics, independently of the planner."""
+    pos = {s: p for p, s in enumerate(order)}
+    first = {n: 0 for n in problem.graph_inputs}
+    last = dict(first)
+    for s, st in enumerate(problem.steps):
+        for n in st.outputs + st.scratch:
+            first[n] = last[n] = pos[s]
+    for s, st in enumerate(problem.steps):
+        for n in st.inputs:
+            last[n] = max(last[n], pos[s])
+    for n in problem.graph_outputs:
+        last[n] = len(order) - 1
+    rules = {}
+    for s, st in enumerate(problem.steps):
+        for r in st.overlaps:
+            if last[r.input] == pos[s] and r.input not in problem.graph_outputs:
+                rules.setdefault((r.output, r.input), []).append(r)
+    names = sorted((n for n, b in problem.buffers.items() if b.size), key=lambda n: -problem.buffers[n].size)
+    size = {n: problem.buffers[n].size for n in names}
+
+    def legal(a: str, oa: int, b: str, ob: int) -> bool:
+        if last[a] < first[b] or last[b] < first[a] or oa + size[a] <= ob or ob + size[b] <= oa:
+            return True
+        for out, o_out, inp, o_in in ((a, oa, b, ob), (b, ob, a, oa)):
+            for r in rules.get((out, inp), []):
+                shift = o_out - o_in
+                if (r.max_shift is not None and shift <= r.max_shift) or shift in r.exact:
+                    return True
+        return False
+
+    def fits(arena: int, k: int, placed: dict[str, int]) -> bool:
+        if k == len(names):
+            return True
+        n = names[k]
+        for off in range(0, arena - size[n] + 1, align):
+            if all(legal(n, off, m, o) for m, o in placed.items()):
+                placed[n] = off
+                if fits(arena, k + 1, placed):
+                    return True
+                del placed[n]
+        return False
+
+    arena = max(size.values(), default=0)
+    while not fits(arena, 0, {}):
+        arena += 1
+    return arena
+
+
 def _random_dag(rng: np.random.Generator, n_steps: int) -> Problem:
     """Random graphs with fan-out, multi-input/-output steps, scratch, empty buffers and random rules."""
     sizes = {"in0": int(rng.integers(1, 200))}
     avail = ["in0"]
     steps = []
     for s in range(n_steps):
-        ins = [str(x) for x in rng.choice(avail, size=min(len(avail), int(rng.integers(1, 3))), replace=False)]
+        n_in = min(len(avail), int(rng.integers(1, 3)))
+        ins = [str(x) for x in rng.choice(avail, size=n_in, replace=False)]
         outs = [f"b{s}_{j}" for j in range(int(rng.integers(1, 3)) if rng.random() < 0.2 else 1)]
         for o in outs:
             sizes[o] = int(rng.integers(0, 200))
@@ -218,6 +270,21 @@ def test_random_graphs_plans_are_legal_and_never_worse_than_tflm():
         assert all(off % 4 == 0 for off in ours.offsets.values())
         if ours.order == greedy.order:
             assert ours.arena_bytes <= greedy.arena_bytes
+
+
+def test_small_random_graphs_are_planned_optimally():
+    rng = np.random.default_rng(11)
+    checked = 0
+    while checked < 25:
+        big = _random_dag(rng, int(rng.integers(2, 6)))
+        problem = Problem({n: Buffer(n, b.size // 8) for n, b in big.buffers.items()}, big.steps,
+                          big.graph_inputs, big.graph_outputs)
+        if sum(1 for b in problem.buffers.values() if b.size) > 7:
+            continue
+        checked += 1
+        result = plan(problem, reorder=False)
+        optimum = _brute_force_optimum(problem, result.order)
+        assert result.lower_bound_bytes <= optimum == result.arena_bytes, plan_table(problem, result)
 
 
 def test_lower_bound_is_never_above_a_brute_force_optimum():
@@ -382,7 +449,7 @@ def test_malformed_problems_raise_plan_errors():
     assert issubclass(PlanError, EngineError)
     with pytest.raises(PlanError, match="unknown buffer 'nope'"):
         plan(_problem({"x": 4}, [Step("s", ("nope",), ())], ("x",), ()))
-    with pytest.raises(PlanError, match="reads 'y'.*not a graph input"):
+    with pytest.raises(PlanError, match=r"reads 'y'.*not a graph input"):
         plan(_problem({"y": 4, "z": 4}, [Step("s", ("y",), ("z",))], (), ("z",)))
     with pytest.raises(PlanError, match="not topological"):
         plan(_problem({"x": 4, "y": 4, "z": 4}, [Step("b", ("y",), ("z",)), Step("a", ("x",), ("y",))],
@@ -470,8 +537,10 @@ def test_mobilenet_v2_like_100_steps_is_fast_and_tight():
     check_plan(problem, ours)
     greedy = greedy_tflm_like(problem)
     assert elapsed < 10.0  # a few seconds on a loaded 2-core machine
-    assert ours.arena_bytes <= 0.8 * greedy.arena_bytes
-    assert ours.arena_bytes <= 1.05 * ours.lower_bound_bytes
+    # the raster rules let each 1x1 output cover its dying input, the ADDs run in place
+    assert ours.arena_bytes == ours.lower_bound_bytes
+    assert ours.arena_bytes <= 0.55 * greedy.arena_bytes
+    assert plan(problem).offsets == ours.offsets  # deterministic
 
 
 def test_random_100_step_graph_is_planned_in_seconds():

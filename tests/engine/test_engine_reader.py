@@ -63,7 +63,7 @@ def test_hello_world_fc_options(hello_bytes: bytes) -> None:
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(EngineError, match="nope.tflite: file not found"):
+    with pytest.raises(EngineError, match=r"nope\.tflite: file not found"):
         read_tflite(tmp_path / "nope.tflite")
 
 
@@ -88,7 +88,8 @@ def test_unknown_builtin_op_names_op_and_supported_list(hello_bytes: bytes, tmp_
         model.operatorCodes[0].deprecatedBuiltinCode = 127
 
     g = run_passes(read_tflite_bytes(_edit(hello_bytes, to_cumsum), "edited.tflite"))
-    with pytest.raises(UnsupportedOpError, match=r"edited.tflite: op #0 \(CUMSUM\) is not supported.*CONV_2D"):
+    with pytest.raises(UnsupportedOpError,
+                       match=r"edited\.tflite: op #0 \(CUMSUM\) is not supported.*CONV_2D"):
         lower_graph(g)
 
 
@@ -106,7 +107,7 @@ def test_several_subgraphs_are_refused(hello_bytes: bytes) -> None:
     def add_subgraph(model, fb):
         model.subgraphs.append(copy.deepcopy(model.subgraphs[0]))
 
-    with pytest.raises(UnsupportedOpError, match="2 subgraphs.*control flow"):
+    with pytest.raises(UnsupportedOpError, match=r"2 subgraphs.*control flow"):
         read_tflite_bytes(_edit(hello_bytes, add_subgraph), "cf.tflite")
 
 
@@ -132,7 +133,7 @@ def test_variable_tensor_is_refused(hello_bytes: bytes) -> None:
     def make_variable(model, fb):
         model.subgraphs[0].tensors[0].isVariable = True
 
-    with pytest.raises(UnsupportedOpError, match="variable.*stateful"):
+    with pytest.raises(UnsupportedOpError, match=r"variable.*stateful"):
         read_tflite_bytes(_edit(hello_bytes, make_variable), "state.tflite")
 
 
@@ -142,7 +143,7 @@ def test_float_activations_are_refused(hello_bytes: bytes) -> None:
             if t.type == fb.TensorType.INT8 and model.buffers[t.buffer].data is None:
                 t.type = fb.TensorType.FLOAT32
 
-    with pytest.raises(UnsupportedOpError, match="hybrid.*full-integer.*representative_dataset"):
+    with pytest.raises(UnsupportedOpError, match=r"hybrid.*full-integer.*representative_dataset"):
         read_tflite_bytes(_edit(hello_bytes, to_float), "hybrid.tflite")
 
 
@@ -170,14 +171,15 @@ def test_quantize_multiplier_round_trips() -> None:
 
 
 def test_round_half_away_is_exact() -> None:
-    assert [quant.round_half_away(x) for x in (0.5, -0.5, 1.5, -2.5, 0.49999999999999994)] == [1, -1, 2, -3, 0]
+    values = (0.5, -0.5, 1.5, -2.5, 0.49999999999999994)
+    assert [quant.round_half_away(x) for x in values] == [1, -1, 2, -3, 0]
 
 
 def test_multiply_by_quantized_multiplier_matches_rounding_definition() -> None:
     assert quant.multiply_by_quantized_multiplier(100, 1 << 30, 0) == 50
     assert quant.multiply_by_quantized_multiplier(-3, 1 << 30, 0) == -1  # SRDHM: negative ties toward 0
     assert quant.multiply_by_quantized_multiplier(-7, 1 << 30, -1) == -2  # -1.75 -> -2
-    assert quant.multiply_by_quantized_multiplier(5, 1 << 30, -1) == 1  # 1.25 -> 1
+    assert quant.multiply_by_quantized_multiplier(5, 1 << 30, -1) == 2  # double rounding: 2.5->3, 1.5->2
     assert quant.multiply_by_quantized_multiplier(7, 1 << 30, 2) == 14
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from tinyml_kit.diffaug.metrics import frechet_distance, gaussian_statistics, ki
 
 CLASSIFIER_VERSION = 1  # bump when the classifier's architecture or training recipe changes
 REFERENCE_KID_SAMPLES = 10_000
+DEFAULT_EPOCHS = 3
 
 
 def to_gan_range(x_uint8: np.ndarray) -> np.ndarray:
@@ -73,19 +75,18 @@ class FeatureExtractor:
 
 # --------------------------------------------------------------------------------- classifier features
 def build_classifier(image_shape: tuple[int, int, int], num_classes: int, feature_dim: int = 128) -> Any:
-    """3-conv CNN (32-64-128 filters, two max-pools, global average pool), ``features`` dense, logits."""
+    """Conv(32)-pool-Conv(64)-pool, then a ``features`` dense layer (ReLU) and the logits."""
     import keras
     from keras import layers
 
     images = keras.Input(image_shape, name="images")
     x = images
-    for i, filters in enumerate((32, 64, 128)):
+    for i, filters in enumerate((32, 64)):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
-        if i < 2:
-            x = layers.MaxPooling2D(2)(x)
-    x = layers.GlobalAveragePooling2D()(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
     features = layers.Dense(feature_dim, activation="relu", name="features")(x)
-    logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.2)(features))
+    logits = layers.Dense(num_classes, name="logits")(layers.Dropout(0.3)(features))
     return keras.Model(images, logits, name="fid_classifier")
 
 
@@ -151,7 +152,12 @@ def _load_split(dataset: str, split: str) -> Any:
 
 
 def classifier_extractor(
-    dataset: str = "fashion_mnist", *, epochs: int = 3, seed: int = 0, retrain: bool = False, verbose: int = 1
+    dataset: str = "fashion_mnist",
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    seed: int = 0,
+    retrain: bool = False,
+    verbose: int = 1,
 ) -> FeatureExtractor:
     """The cached classifier feature extractor of a built-in dataset, trained on first use.
 
@@ -161,6 +167,8 @@ def classifier_extractor(
     import keras
 
     name = f"classifier-{dataset}-v{CLASSIFIER_VERSION}"
+    if (epochs, seed) != (DEFAULT_EPOCHS, 0):  # a different recipe is a different feature space
+        name += f"-e{epochs}s{seed}"
     model_path, info_path = features_dir() / f"{name}.keras", features_dir() / f"{name}.json"
     if model_path.exists() and info_path.exists() and not retrain:
         info = json.loads(info_path.read_text())
@@ -209,22 +217,30 @@ def inception_extractor(weights_path: str | Path) -> FeatureExtractor:
             "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 (tinyml-kit never downloads weights), "
             "or use the offline classifier extractor."
         )
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        raise FeatureExtractorError(
+            f"{path} is not an HDF5 weights file (.h5 / .weights.h5) and holds no InceptionV3 weights."
+        )
     errors = []
     for include_top in (False, True):
-        try:
-            net = keras.applications.InceptionV3(
-                include_top=include_top, weights=str(path), input_shape=(299, 299, 3), pooling="avg"
-            )
-        except (ValueError, OSError, KeyError) as exc:
-            errors.append(f"include_top={include_top}: {exc}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                net = keras.applications.InceptionV3(
+                    include_top=include_top, weights=str(path), input_shape=(299, 299, 3), pooling="avg"
+                )
+            except (ValueError, OSError, KeyError) as exc:
+                errors.append(f"include_top={include_top}: {exc}")
+                continue
+        skipped = [str(w.message) for w in caught if "Skipping" in str(w.message)]
+        if skipped:  # Keras keeps random weights for layers missing from the file: refuse, never guess
+            errors.append(f"include_top={include_top}: {len(skipped)} layers missing ({skipped[0][:120]})")
             continue
         model = net if not include_top else keras.Model(net.input, net.get_layer("avg_pool").output)
-        return FeatureExtractor(
-            "inception-v3",
-            model,
-            preprocess=_inception_preprocess,
-            info={"feature_dim": 2048, "weights": str(path)},
-        )
+        info = {"feature_dim": 2048, "weights": str(path)}
+        return FeatureExtractor("inception-v3", model, preprocess=_inception_preprocess, info=info)
     raise FeatureExtractorError(f"{path} holds no InceptionV3 weights Keras can load: {'; '.join(errors)}")
 
 

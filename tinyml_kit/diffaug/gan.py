@@ -176,15 +176,16 @@ class DataEfficientGAN(keras.Model):
         z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
         fake = self.generator(z, training=True)
         with tf.GradientTape() as d_tape:
-            with tf.GradientTape(watch_accessed_variables=False) as r1_tape:
-                r1_tape.watch(real)
-                real_logits = self._discriminate(real)
+            if self.r1_gamma > 0:
+                with tf.GradientTape(watch_accessed_variables=False) as r1_tape:
+                    r1_tape.watch(real)
+                    real_logits = self._discriminate(real)
+                real_grads = r1_tape.gradient(real_logits, real)  # d(sum of logits)/d(real)
+                r1 = tf.reduce_mean(tf.reduce_sum(tf.square(tf.cast(real_grads, "float32")), axis=[1, 2, 3]))
+            else:
+                real_logits, r1 = self._discriminate(real), tf.constant(0.0)
             fake_logits = self._discriminate(tf.stop_gradient(fake))
             d_loss = discriminator_loss(self.loss_kind, real_logits, fake_logits)
-            r1 = tf.constant(0.0)
-            if self.r1_gamma > 0:
-                real_grads = r1_tape.gradient(real_logits, real)  # d(sum of logits)/d(real)
-                r1 = tf.reduce_mean(tf.reduce_sum(tf.square(real_grads), axis=[1, 2, 3]))
             d_total = d_loss + 0.5 * self.r1_gamma * r1
             d_scaled = self.d_optimizer.scale_loss(d_total)
         self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars, strict=True))

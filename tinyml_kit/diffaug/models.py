@@ -1,7 +1,7 @@
 """Reference GAN architectures for small images (28x28, 32x32; any size divisible by 4).
 
 * ``dcgan_generator`` / ``dcgan_discriminator``: DCGAN (Radford et al. 2016) with transposed convolutions,
-  BatchNorm in G and LeakyReLU in D.
+  BatchNorm in G, LeakyReLU and bias-free stride-2 convolutions in D (as the PyTorch DCGAN example).
 * ``resnet_generator`` / ``resnet_discriminator``: a BigGAN-lite pair (residual up/down blocks,
   nearest-neighbour upsampling, average-pool downsampling, global sum pooling) as used for CIFAR in the
   DiffAugment experiments, without class conditioning or self-attention.
@@ -61,7 +61,7 @@ def dcgan_discriminator(
     images = keras.Input(image_shape, name="images")
     x = images
     for filters in (width, width * 2):
-        x = _maybe_sn(layers.Conv2D(filters, 4, strides=2, padding="same"), spectral_norm)(x)
+        x = _maybe_sn(layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False), spectral_norm)(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
     logits = _maybe_sn(layers.Dense(1), spectral_norm)(x)

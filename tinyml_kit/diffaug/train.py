@@ -181,6 +181,7 @@ def train_gan(
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles itself
         verbose=verbose,
     )
     seconds = time.perf_counter() - start

@@ -2,45 +2,63 @@
 
 Lowering and kernel conventions (what every op module and C kernel follows)
 ----------------------------------------------------------------------------
-* **One lowering per TFLite op**, registered with ``@register_lowering("OP")`` in a module of
-  ``tinyml_kit/engine/lowering/`` (importing the package registers all of them). It validates the op
-  (dtypes, shapes, quantisation; raising :class:`UnsupportedOpError` naming file, op and fix) and
-  returns one :class:`KernelCall`. No if/elif chains on op names anywhere else.
-* **C ABI**: ``void FN(const PARAMS_T *p, const void *const *in, void *const *out, void *scratch)``,
-  declared in ``firmware/kernels/<kernel>.h``; ``KernelCall.kernel`` is that file stem,
-  ``function``/``params_type`` must appear in the header (checked here, before any C compiler runs).
-  ``in``/``out`` hold arena pointers for ``KernelCall.inputs``/``outputs`` (activation tensor indices,
-  in that order); constants never travel through ``in``. ``scratch`` is NULL when ``scratch_bytes`` is 0.
-* **Parameters**: ``KernelCall.params`` scalar fields (int, float, or a list of ints for a fixed-size
-  ``int32_t x[N]`` member) and ``KernelCall.arrays`` pointer fields (numpy int8/uint8/int16/int32/
-  float32 arrays emitted as ``static const`` arrays in flash). Codegen writes one ``static const``
-  struct per call with designated initialisers (``.field = value``); unset fields are 0. Floats are
-  emitted as exact hexadecimal literals. Every field name must appear in the kernel header.
-* **Compile-time folding**: requantisation multipliers/shifts come from ``engine.quant`` (TFLite's
-  QuantizeMultiplier bit for bit); input offsets are folded into int32 biases
-  (``bias + input_offset * sum(filter row)``), fused activations into ``act_min``/``act_max``
-  (``op.attrs`` set by ``passes.fold_activation_ranges``). Kernels use only ``tk_common.h`` for
-  requantisation (``tk_requantize`` = MultiplyByQuantizedMultiplier).
-* **Layouts**: activations NHWC, batch 1 (FC allows several rows); weights in TFLite's own layout
-  (CONV OHWI, DEPTHWISE 1HWO, FC [out][in]).
-* **Memory**: kernels never allocate. Extra memory is ``scratch_bytes`` (planned in the arena, live only
-  during the call). A kernel may let its output overlap an input that dies at the call by declaring
-  ``Overlap(output, input, max_shift=..., exact=(...))`` with tensor indices: ``shift = out_offset -
-  in_offset`` bytes is safe if ``shift <= max_shift`` (raster-order kernels: see
-  ``lowering.common.window_max_shift`` / ``elementwise_max_shift``) or ``shift in exact`` (e.g. 0 for
-  the channel-by-channel in-place depthwise). The planner only uses a rule when the input dies there.
-  When the plan does overlap ``out[0]`` and ``in[0]`` and ``KernelCall.inplace_flag`` names a field,
-  codegen sets that field to 1 (the kernel may still check ``out[0] == in[0]`` for exact-shift
-  variants). Kernels must be correct for every placement their rules allow.
-* **Aliases**: RESHAPE/SQUEEZE/EXPAND_DIMS generate no code; their output shares the input's storage
-  (``Tensor.alias_of``); the planner sees storage buffers named ``t<storage index>``.
+* **One lowering per TFLite op**: ``@register_lowering("OP")`` on a function ``(op, graph) ->
+  KernelCall`` in a module of ``tinyml_kit/engine/lowering/`` (importing the package registers every
+  module; shared helpers live in ``lowering/common.py``). It validates everything it relies on
+  (dtypes, ranks, per-tensor vs per-channel quantisation, option values) and raises
+  :class:`UnsupportedOpError` naming ``graph.source``, ``op.describe()`` and the fix. No if/elif chains
+  on op names anywhere else; no module globals that switch behaviour.
+* **C ABI**: ``void FN(const PARAMS_T *p, const void *const *in, void *const *out, void *scratch)``
+  declared in ``firmware/kernels/<kernel>.h``; ``KernelCall.kernel`` is the file stem and must also
+  name ``<kernel>.c``. ``function``, ``params_type`` and every field name must appear in the header
+  (checked here before any C compiler runs). ``in``/``out`` hold arena pointers for
+  ``KernelCall.inputs``/``outputs`` (activation tensor indices, in that order; NULL when empty);
+  constants never travel through ``in``. ``scratch`` is NULL when ``scratch_bytes`` is 0; planned
+  offsets are 4-byte aligned, so scratch may hold int32. Kernels include their own header,
+  ``tk_common.h`` and optionally other ``firmware/kernels`` headers (copied automatically when
+  included with ``#include "..."``) and standard C headers only.
+* **Parameters**: ``KernelCall.params`` holds scalar fields (int; float, emitted as an exact hex
+  float literal and required to be float32-representable; list of ints for a fixed-size array
+  member); ``KernelCall.arrays`` holds pointer fields (numpy int8/uint8/int16/int32/float32, emitted
+  as ``static const`` arrays in flash named ``op<index>_<field>``). Each call gets one
+  ``static const PARAMS_T op<index>_params`` with designated initialisers; fields not given are 0 /
+  NULL, so a kernel may treat a NULL array as "not provided".
+* **Arithmetic**: bit-exact with TFLM's reference kernels. Compile-time constants come from
+  ``engine.quant`` (QuantizeMultiplier, activation ranges, softmax scaling, each mirroring the TFLite
+  routine including float32-vs-double details); input offsets are folded into int32 biases
+  (``bias + input_offset * sum(filter row)``; see ``lowering.common.folded_bias``); fused activations
+  are ``op.attrs["act_min"/"act_max"]`` from ``passes.fold_activation_ranges`` (read them with
+  ``lowering.common.clamp_range``). Requantisation in C uses only ``tk_common.h``
+  (``tk_requantize`` = MultiplyByQuantizedMultiplier, double rounding); ``tk_simd.h`` gives exact
+  4 x int8 dot products (SMLAD on Cortex-M4, plain C elsewhere).
+* **Layouts**: activations NHWC with batch 1 (``lowering.common.nhwc`` checks it; FC accepts several
+  rows); weights keep TFLite's layout (CONV OHWI, DEPTHWISE 1HWO, FC [out][in]); extra layouts a
+  kernel wants (e.g. depthwise ``filter_t``) are additional arrays prepared by the lowering.
+* **Memory and in-place execution**: kernels never allocate; extra memory is ``scratch_bytes``
+  (planned in the arena, live only during the call). A kernel may let ``out[k]`` overlap an input
+  that dies at the call by declaring ``Overlap(output, input, max_shift=..., exact=(...))`` (tensor
+  indices): the placement ``shift = out_offset - in_offset`` (bytes) is used only if it is
+  ``<= max_shift`` or in ``exact``, or the buffers do not overlap at all, and the kernel must be
+  correct for every such placement. Raster-order kernels derive ``max_shift`` from their access
+  pattern with ``lowering.common.window_max_shift`` (``staged=True`` when a pixel's whole input is
+  copied to scratch before its outputs are written, as ``tk_conv2d`` does) or
+  ``elementwise_max_shift`` (read element i, then write element i). ``exact=(0,)`` suits kernels that
+  work in place at the same address (``tk_dwconv2d`` channel by channel via a padded plane in
+  scratch; ``tk_dequantize_s8_f32`` writing back to front). If a kernel needs to know that the plan
+  did overlap ``out[0]`` and ``in[0]``, it names an int field in ``KernelCall.inplace_flag`` and
+  codegen sets it to 1 (my kernels decide from their rules alone and do not use it).
+* **Aliases**: RESHAPE / SQUEEZE / EXPAND_DIMS generate no code: their output shares the input's
+  storage (``Tensor.alias_of``, resolved by ``graph.storage``); PAD feeding a single conv/depthwise
+  is folded into its padding (``op.attrs["extra_padding"]``). The planner sees storage buffers named
+  ``t<storage tensor index>`` and scratch buffers ``scratch<call position>``.
 
-Generated project (see :func:`project_files`): ``model.h`` (shapes, quantisation, ``tk_invoke``,
-``tk_input``/``tk_output`` accessors, ``TK_PEAK_SRAM_BYTES``), ``model.c`` (constants, params,
-``static`` 16-byte-aligned arena of exactly the planned size, calls in plan order), ``main.c`` and
-``tk_platform.h`` (harness), ``kernels/`` (only the used kernels, their local includes and
-``tk_common.h``), ``targets/<target>/`` (host stdio / Cortex-M4 startup, linker script,
-semihosting, SysTick) and a ``Makefile`` with targets ``host``, ``host-asan`` and ``cortex-m4``.
+Generated project (see :func:`project_files`): ``model.h`` (``TK_PEAK_SRAM_BYTES``, per input/output
+``TK_INPUT_<i>_{DTYPE,BYTES,RANK,SHAPE,SCALE,ZERO_POINT}``, ``tk_invoke``, ``tk_input``/``tk_output``
+accessors), ``model.c`` (constants, params, a ``static`` 16-byte-aligned arena of exactly the planned
+size, the calls in plan order), ``main.c`` and ``tk_platform.h`` (harness), ``kernels/`` (only the
+used kernels, the headers they include and ``tk_common.h``), ``targets/host`` (stdio, wall-clock ns)
+and ``targets/cortex-m4`` (startup, mps2-an386 linker script, semihosting file I/O, SysTick
+instruction counter) and a ``Makefile`` with targets ``host``, ``host-asan`` and ``cortex-m4``.
 """
 
 from __future__ import annotations
@@ -199,7 +217,7 @@ def _io_entries(layout: Layout, indices: list[int]) -> tuple[str, str]:
 def render_model_c(layout: Layout, headers: dict[str, str]) -> str:
     """The whole ``model.c``. ``headers`` maps kernel stems to their header text (for checks)."""
     kernels = sorted({c.kernel for c in layout.calls})
-    for position, call in enumerate(layout.calls):
+    for call in layout.calls:
         check_kernel_header(call, headers[call.kernel])
     in_offsets, in_sizes = _io_entries(layout, layout.graph.inputs)
     out_offsets, out_sizes = _io_entries(layout, layout.graph.outputs)

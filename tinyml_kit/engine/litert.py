@@ -1,4 +1,4 @@
-"""LiteRT (``ai_edge_litert``, formerly the TFLite interpreter) as a second reference.
+"""LiteRT (``ai_edge_litert``, formerly the TFLite interpreter) as the second reference.
 
 Used when TFLM cannot run a model. Outputs come from TFLite's *reference* kernels
 (``OpResolverType.BUILTIN_REF``): the optimised kernels and the XNNPACK delegate may round differently,
@@ -7,26 +7,38 @@ Falls back to ``tflite_runtime`` when ``ai_edge_litert`` is not installed.
 
 LiteRT validates models more strictly than TFLM: it refuses per-channel quantisation on a dimension
 other than 0 for depthwise filters (``person_detect.tflite`` from TFLM's examples), which TFLM accepts.
-Runs in-process: LiteRT raises Python errors on bad models instead of aborting.
-
-``inputs``/outputs follow :mod:`tinyml_kit.engine.tflm`'s conventions.
+Like TFLM it aborts the process on some models (a SOFTMAX whose input scale is ~1e-9), so it runs in a
+worker subprocess too, with the same ``inputs``/outputs conventions as :mod:`tinyml_kit.engine.tflm`.
 """
 
 from __future__ import annotations
 
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tinyml_kit.engine.errors import EngineError
-from tinyml_kit.engine.tflm import Output, as_samples, pack_outputs
+from tinyml_kit.engine.tflm import (
+    DEFAULT_TIMEOUT_S,
+    EXIT_BAD_INPUT,
+    EXIT_REFUSED,
+    Output,
+    ReferenceResult,
+    Sample,
+    as_samples,
+    load_inputs,
+    run_worker,
+    save_outputs,
+    time_invokes,
+    worker_arguments,
+)
 from tinyml_kit.errors import MissingDependencyError
 
 
 class LiteRtError(EngineError):
-    """LiteRT could not load or run the model; the message holds its reason."""
+    """LiteRT could not load or run the model (it refused it, crashed or timed out)."""
 
 
 def _interpreter_module() -> Any:
@@ -43,62 +55,74 @@ def _interpreter_module() -> Any:
 
 
 def load(path: str | Path, reference_kernels: bool = True) -> Any:
-    """A ready (tensors allocated) LiteRT interpreter for the model, single-threaded."""
+    """A ready (tensors allocated), single-threaded LiteRT interpreter, in *this* process."""
     module = _interpreter_module()
-    model = Path(path)
-    if not model.is_file():
-        raise EngineError(f"model file not found: {model}")
-    kwargs: dict[str, Any] = {"model_path": str(model), "num_threads": 1}
+    kwargs: dict[str, Any] = {"model_path": str(path), "num_threads": 1}
     resolver = getattr(module, "OpResolverType", None)
     if resolver is not None:
         kwargs["experimental_op_resolver_type"] = resolver.BUILTIN_REF if reference_kernels else resolver.AUTO
-    try:
-        interp = module.Interpreter(**kwargs)
-        interp.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise LiteRtError(f"LiteRT could not load {model}: {exc}") from exc
+    interp = module.Interpreter(**kwargs)
+    interp.allocate_tensors()
     return interp
 
 
-def _samples(interp: Any, inputs: Any, source: str) -> list[list[np.ndarray]]:
-    details = interp.get_input_details()
-    shapes = [tuple(int(d) for d in det["shape"]) for det in details]
-    return as_samples(inputs, shapes, [np.dtype(det["dtype"]) for det in details], source)
-
-
-def _invoke(interp: Any, sample: list[np.ndarray]) -> None:
-    for det, x in zip(interp.get_input_details(), sample, strict=True):
-        interp.set_tensor(det["index"], x)
-    interp.invoke()
-
-
-def run(path: str | Path, inputs: Any) -> list[Output]:
-    """LiteRT's outputs (reference kernels) for every sample."""
-    interp = load(path)
-    outs = interp.get_output_details()
-    per_sample = []
+def _worker(argv: list[str]) -> int:
+    args = worker_arguments(argv, "python -m tinyml_kit.engine.litert")
     try:
-        for sample in _samples(interp, inputs, str(path)):
-            _invoke(interp, sample)
-            per_sample.append([np.array(interp.get_tensor(d["index"]), copy=True) for d in outs])
-    except RuntimeError as exc:
-        raise LiteRtError(f"LiteRT failed while running {path}: {exc}") from exc
-    return pack_outputs(per_sample)
+        interp = load(args.model, reference_kernels=not args.optimized)
+        in_details, out_details = interp.get_input_details(), interp.get_output_details()
+    except MissingDependencyError:
+        raise
+    except Exception as exc:
+        print(f"LiteRT refused the model: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        shapes = [tuple(int(d) for d in det["shape"]) for det in in_details]
+        dtypes = [np.dtype(det["dtype"]) for det in in_details]
+        samples = as_samples(load_inputs(Path(args.inputs)), shapes, dtypes, args.model)
+    except EngineError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
 
-
-def timing(path: str | Path, inputs: Any, repeats: int = 50) -> float:
-    """Median seconds per ``invoke()`` with LiteRT's default (optimised) kernels, single-threaded."""
-    interp = load(path, reference_kernels=False)
-    samples = _samples(interp, inputs, str(path))
-    if not samples:
-        raise EngineError("timing needs at least one input sample")
-    _invoke(interp, samples[0])  # warm-up
-    times = []
-    for r in range(repeats):
-        sample = samples[r % len(samples)]
-        for det, x in zip(interp.get_input_details(), sample, strict=True):
+    def feed(sample: Sample) -> None:
+        for det, x in zip(in_details, sample, strict=True):
             interp.set_tensor(det["index"], x)
-        t0 = time.perf_counter_ns()
-        interp.invoke()
-        times.append(time.perf_counter_ns() - t0)
-    return float(np.median(times)) * 1e-9
+
+    try:
+        outputs = []
+        for sample in samples:
+            feed(sample)
+            interp.invoke()
+            outputs.append([np.array(interp.get_tensor(d["index"]), copy=True) for d in out_details])
+        extra = {}
+        if args.repeats > 0:
+            extra["seconds_per_invoke"] = time_invokes(feed, interp.invoke, samples, args.repeats)
+    except Exception as exc:
+        print(f"LiteRT failed while running the model: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    save_outputs(Path(args.outputs), outputs, extra)
+    return 0
+
+
+def profile(path: str | Path, inputs: Any, *, repeats: int = 0, reference_kernels: bool = True,
+            timeout: float = DEFAULT_TIMEOUT_S) -> ReferenceResult:
+    """Run every sample through LiteRT in one worker subprocess; optionally time ``repeats`` invokes."""
+    _interpreter_module()  # a missing package is a MissingDependencyError here, not a worker crash
+    flags = [f"--repeats={repeats}"] + ([] if reference_kernels else ["--optimized"])
+    return run_worker("tinyml_kit.engine.litert", "LiteRT", LiteRtError, path, inputs, flags, timeout)
+
+
+def run(path: str | Path, inputs: Any, timeout: float = DEFAULT_TIMEOUT_S) -> list[Output]:
+    """LiteRT's outputs (reference kernels) for every sample."""
+    return profile(path, inputs, timeout=timeout).outputs
+
+
+def timing(path: str | Path, inputs: Any, repeats: int = 50, timeout: float = DEFAULT_TIMEOUT_S) -> float:
+    """Median seconds per ``invoke()`` with LiteRT's default (optimised) kernels, single-threaded."""
+    result = profile(path, inputs, repeats=repeats, reference_kernels=False, timeout=timeout)
+    assert result.seconds_per_invoke is not None
+    return result.seconds_per_invoke
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))

@@ -17,6 +17,9 @@ Conversion modes (``Case.quant``):
 - ``"float"``: no quantisation at all; ``"dynamic"``: dynamic-range (hybrid: int8 weights, float
   activations). These two exist for the engine's error paths (``Case.expect == "unsupported"``).
 
+``python -m tinyml_kit.engine.modelgen --list`` prints every case with its ops (the table of what each
+case covers); ``python -m tinyml_kit.engine.modelgen NAME... [-o DIR]`` generates cases.
+
 TensorFlow and Keras are imported only when a model is actually built.
 """
 
@@ -56,7 +59,9 @@ class Case:
     params: dict[str, Any] = field(default_factory=dict)
     quant: Quant = "int8"
     slow: bool = False  # whole networks: slow test tier and benchmarks only
-    expect: Literal["bitexact", "unsupported"] = "bitexact"
+    # "bitexact": the engine must match the reference; "unsupported": the engine must refuse it;
+    # "reference_aborts": TFLM and LiteRT abort the process on it (crash-handling tests).
+    expect: Literal["bitexact", "unsupported", "reference_aborts"] = "bitexact"
     doc: str = ""
     rewrite: Callable[[bytes], bytes] | None = None  # post-conversion flatbuffer edit (see rewrite_*)
 
@@ -67,8 +72,7 @@ class Case:
             inspect.getsource(self.build),
             repr(sorted(self.params.items())),
             self.quant,
-            inspect.getsource(_convert),
-            inspect.getsource(_representative),
+            *(inspect.getsource(fn) for fn in _SHARED_HELPERS),
             inspect.getsource(self.rewrite) if self.rewrite else "",
             _package_version("tensorflow"),
             _package_version("keras"),
@@ -161,8 +165,8 @@ def build_global_avg(size: int = 8, channels: int = 12, keepdims: bool = False) 
     return keras.Model(inp, keras.layers.GlobalAveragePooling2D(keepdims=keepdims)(inp))
 
 
-def build_pad(size: int = 9, channels: int = 4, pad: tuple[tuple[int, int], tuple[int, int]] = ((1, 2), (2, 1))
-              ) -> Any:
+def build_pad(size: int = 9, channels: int = 4,
+              pad: tuple[tuple[int, int], tuple[int, int]] = ((1, 2), (2, 1))) -> Any:
     keras = _keras()
     inp = keras.Input((size, size, channels), batch_size=1)
     x = keras.layers.ZeroPadding2D(pad)(inp)
@@ -230,6 +234,15 @@ def build_softmax(features: int = 16, units: int = 10) -> Any:
     return keras.Model(inp, keras.layers.Softmax()(x))
 
 
+def build_tiny_logits(features: int = 16, units: int = 10, stddev: float = 1e-7) -> Any:
+    """Dense with ~1e-7 weights then softmax: SOFTMAX's input scale is so small that TFLM's and LiteRT's
+    Prepare cannot represent the multiplier and abort the process (a valid file that crashes TFLM)."""
+    keras = _keras()
+    inp = keras.Input((features,), batch_size=1)
+    x = keras.layers.Dense(units, kernel_initializer=keras.initializers.RandomNormal(stddev=stddev))(inp)
+    return keras.Model(inp, keras.layers.Softmax()(x))
+
+
 def build_activation(activation: str = "relu", size: int = 8, channels: int = 4) -> Any:
     """A standalone activation on the model input (so the converter cannot fuse it), then a conv."""
     keras = _keras()
@@ -265,8 +278,31 @@ def build_mobilenet_v2(size: int = 96, alpha: float = 0.35, classes: int = 1000)
     keras = _keras()
     base = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=alpha, weights=None,
                                           classes=classes, classifier_activation="softmax")
+    recalibrate_batchnorm(base)
     inp = keras.Input((size, size, 3), batch_size=1)  # a static batch of 1, as on a microcontroller
     return keras.Model(inp, base(inp))
+
+
+def recalibrate_batchnorm(model: Any, samples: int = 32) -> Any:
+    """Set every BatchNormalization's moving statistics to those of its input on representative data.
+
+    An untrained network with identity BN statistics shrinks (or blows up) its activations layer after
+    layer; after int8 conversion the last layers then have scales near 1e-9 and TFLM aborts while
+    preparing SOFTMAX. Recalibrating BN layer by layer (as TinyNAS does for sampled sub-networks) gives
+    every layer unit-variance pre-activations, like a trained network. ``model`` must be functional.
+    """
+    import keras
+
+    shape = tuple(int(d) if d is not None else 1 for d in model.inputs[0].shape)
+    rng = np.random.default_rng(SEED)
+    data = rng.uniform(-1.0, 1.0, size=(samples, *shape[1:])).astype(np.float32)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            x = np.asarray(keras.Model(model.inputs, layer.input)(data))
+            axes = tuple(range(x.ndim - 1))
+            layer.moving_mean.assign(x.mean(axis=axes))
+            layer.moving_variance.assign(x.var(axis=axes))
+    return model
 
 
 def _inverted_residual(keras: Any, x: Any, out_ch: int, kernel: int, expand: int, stride: int) -> Any:
@@ -308,30 +344,33 @@ def build_mcunet_style(size: int = 64, classes: int = 10) -> Any:
         x = _inverted_residual(keras, x, out_ch, kernel, expand, stride)
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dense(classes)(x)
-    return keras.Model(inp, keras.layers.Softmax()(x))
+    return recalibrate_batchnorm(keras.Model(inp, keras.layers.Softmax()(x)))
 
 
 def build_resnet_style(size: int = 48, classes: int = 10, widths: tuple[int, ...] = (16, 32, 64)) -> Any:
-    """A small ResNet: 3x3 stem, max pool, basic blocks (two 3x3 convs + identity/projection shortcut)."""
+    """A small ResNet: 3x3 stem, max pool, basic blocks (two 3x3 conv-BN + identity/projection shortcut)."""
     keras = _keras()
+
+    def conv_bn(x: Any, width: int, kernel: int, stride: int = 1, relu: bool = True) -> Any:
+        x = keras.layers.Conv2D(width, kernel, strides=stride, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        return keras.layers.ReLU()(x) if relu else x
+
     inp = keras.Input((size, size, 3), batch_size=1)
-    x = keras.layers.Conv2D(widths[0], 3, strides=2, padding="same", activation="relu")(inp)
-    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.MaxPooling2D(2)(conv_bn(inp, widths[0], 3, 2))
     for stage, width in enumerate(widths):
         for block in range(2):
             stride = 2 if stage > 0 and block == 0 else 1
-            shortcut = x
-            y = keras.layers.Conv2D(width, 3, strides=stride, padding="same", activation="relu")(x)
-            y = keras.layers.Conv2D(width, 3, padding="same")(y)
-            if stride != 1 or x.shape[-1] != width:
-                shortcut = keras.layers.Conv2D(width, 1, strides=stride)(x)
+            y = conv_bn(conv_bn(x, width, 3, stride), width, 3, relu=False)
+            shortcut = x if stride == 1 and x.shape[-1] == width else conv_bn(x, width, 1, stride, relu=False)
             x = keras.layers.ReLU()(keras.layers.Add()([shortcut, y]))
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dense(classes)(x)
-    return keras.Model(inp, keras.layers.Softmax()(x))
+    return recalibrate_batchnorm(keras.Model(inp, keras.layers.Softmax()(x)))
 
 
 # --------------------------------------------------------------------------- registry
+
 
 def _case(name: str, build: Callable[..., Any], ops: str, doc: str = "", **kw: Any) -> Case:
     params = kw.pop("params", {})
@@ -400,11 +439,15 @@ _CASE_LIST: list[Case] = [
     # Whole networks.
     _case("mobilenet_v2_035_96", build_mobilenet_v2,
           "ADD CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED MEAN SOFTMAX", slow=True,
-          doc="keras.applications.MobileNetV2(alpha=0.35, 96x96, weights=None); ZeroPadding2D folds into conv"),
+          doc="keras.applications.MobileNetV2(alpha=0.35, 96x96, weights=None); its ZeroPadding2D folds "
+          "into the convolutions"),
     _case("mcunet_style", build_mcunet_style, "ADD CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED MEAN SOFTMAX",
           slow=True, doc="inverted residuals, kernels 3/5/7, expand 3/4/6, 64x64"),
     _case("resnet_style", build_resnet_style, "ADD CONV_2D FULLY_CONNECTED MAX_POOL_2D MEAN SOFTMAX",
           slow=True, doc="basic-block ResNet, 48x48"),
+    # A valid model that aborts TFLM and LiteRT (crash handling).
+    _case("softmax_tiny_scale", build_tiny_logits, "FULLY_CONNECTED SOFTMAX", expect="reference_aborts",
+          doc="softmax input scale ~1e-9: TFLM and LiteRT abort in Prepare"),
     # Models the engine must refuse with a clear error.
     _case("float_model", build_dense, "FULLY_CONNECTED", quant="float", expect="unsupported",
           doc="float32 everywhere"),
@@ -440,6 +483,8 @@ def _representative(shape: tuple[int, ...]) -> Iterator[list[np.ndarray]]:
 
 
 def _convert(model: Any, quant: Quant) -> bytes:
+    import warnings
+
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -453,7 +498,9 @@ def _convert(model: Any, quant: Quant) -> bytes:
             converter.inference_output_type = tf.int8
     elif quant == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    return converter.convert()
+    with warnings.catch_warnings():  # "Statistics for quantized inputs were expected": int8 I/O is intended
+        warnings.simplefilter("ignore", UserWarning)
+        return converter.convert()
 
 
 @contextlib.contextmanager
@@ -528,11 +575,16 @@ def generate(name: str, out_dir: str | Path | None = None, check_ops: bool = Tru
         if found != case.ops:
             os.unlink(tmp_name)
             raise ModelGenError(
-                f"model case '{name}' converted to ops {list(found)}, but the case declares {list(case.ops)}; "
-                "the TensorFlow converter changed: update the case in tinyml_kit/engine/modelgen.py."
+                f"model case '{name}' converted to ops {list(found)}, but the case declares "
+                f"{list(case.ops)}; the TensorFlow converter changed: update the case in "
+                "tinyml_kit/engine/modelgen.py."
             )
     os.replace(tmp_name, path)
     return path
+
+
+# Helpers whose source is part of every case's cache key (a builder's own source is added per case).
+_SHARED_HELPERS = (_keras, _conv_kwargs, recalibrate_batchnorm, _inverted_residual, _convert, _representative)
 
 
 # --------------------------------------------------------------------------- inspecting .tflite files
@@ -566,7 +618,8 @@ def _read_model(path: str | Path) -> Any:
             raise ValueError("no subgraph")
         return model
     except Exception as exc:
-        raise EngineError(f"{path}: corrupt TensorFlow Lite flatbuffer ({exc}); re-export the model.") from exc
+        raise EngineError(f"{path}: corrupt TensorFlow Lite flatbuffer ({exc}); re-export the model.") \
+            from exc
 
 
 def model_ops(path: str | Path) -> list[str]:
@@ -617,8 +670,40 @@ def random_inputs(path: str | Path, n: int, seed: int = 0) -> list[list[np.ndarr
         for spec in ins:
             if spec.dtype in ("int8", "uint8", "int16"):
                 info = np.iinfo(spec.dtype)
-                sample.append(rng.integers(info.min, info.max, size=spec.shape, endpoint=True).astype(spec.dtype))
+                x = rng.integers(info.min, info.max, size=spec.shape, endpoint=True)
+                sample.append(x.astype(spec.dtype))
             else:
                 sample.append(rng.uniform(-1.0, 1.0, size=spec.shape).astype(spec.dtype))
         samples.append(sample)
     return samples
+
+
+def case_table() -> str:
+    """A markdown table of every case: name, tier, conversion, expectation, TFLite ops, notes."""
+    lines = ["| case | tier | conversion | expect | TFLite ops | notes |", "|---|---|---|---|---|---|"]
+    for c in CASES.values():
+        lines.append(f"| {c.name} | {'slow' if c.slow else 'default'} | {c.quant} | {c.expect} | "
+                     f"{' '.join(c.ops)} | {c.doc} |")
+    return "\n".join(lines)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tinyml_kit.engine.modelgen",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", help=f"cases to generate; any of {', '.join(CASES)}")
+    parser.add_argument("--list", action="store_true", help="print the table of cases and their ops")
+    parser.add_argument("-o", "--out", type=Path, default=None, help="output folder (default: the cache)")
+    args = parser.parse_args(argv)
+    if args.list:
+        print(case_table())
+    for name in args.names:
+        print(generate(name, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main())

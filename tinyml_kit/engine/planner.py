@@ -16,13 +16,18 @@ Semantics (what :func:`check_plan` enforces):
   (``max_shift=-6``) is used at the next aligned shift (-8), and an ``exact`` shift that is not a
   multiple of 4 cannot be used. The lower bound accounts for this, so it stays a true bound.
 
-Strategies (the best one wins, ties go to the simplest): the model order and, with ``reorder=True``,
-the topological order that minimises the peak lower bound (DP over the sets of executed steps);
-for each order an exact offset DP when at most two activations are live at any step (the conflict
-graph is then a forest: chains such as MobileNetV1 are solved optimally), a rule-aware first-fit /
-best-fit placer under several buffer orderings, local search over the best ordering and, for small
-problems, branch and bound. Like TFLM's planner we do not claim optimality in general (it is
-NP-hard); :attr:`Plan.lower_bound_bytes` says how far from optimal a plan can be at most.
+Strategies (the smallest peak wins; ties go to the one tried first): the model order and, with
+``reorder=True``, the topological order minimising the peak lower bound (exact DP over the sets of
+executed steps for graphs of modest width, a beam search beyond). For each order: a rule-aware
+first-fit / best-fit placer under several buffer orderings (by size, lifetime start, pressure at the
+busiest step, lifetime length, area, conflicts); on the model order also TFLM's greedy plan, so we are
+never worse than :func:`greedy_tflm_like`; an exact offset DP when at most two non-scratch buffers are
+live at any step (their conflict graph is then a forest), with scratch stacked at the top or bottom of
+the arena, which solves scratch-free chains optimally; branch and bound for small problems; and local
+search over the best buffer ordering. Like TFLM's planner we do not claim optimality in general (the
+problem is NP-hard); :attr:`Plan.lower_bound_bytes` (for the chosen order) says how far from optimal a
+plan can be at most. Search budgets are node/iteration counts, so results are deterministic unless
+``time_limit_s`` cuts a search short.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from tinyml_kit.engine.errors import EngineError
 
 ALIGN = 4
 _ORDER_BEAM = 64  # executed-step sets kept per layer by the order search (exact below that)
+_BNB_NODES = 50000  # search nodes of branch and bound (deterministic budget; the time limit also stops it)
 _LOCAL_SEARCH_MOVES = 40000  # buffer placements spent by local search (fewer iterations on big problems)
 
 
@@ -605,9 +611,9 @@ class _ForestDP:
         adj: dict[int, list[tuple[int, _Rel]]] = {b: [] for b in self.nodes}
         for b in self.nodes:
             adj[b] = [(c, rel) for c, rel in tl.conflicts[b] if c in node_set]
-        # root every tree at its earliest buffer; children listed after parents (BFS)
+        # root every tree at its earliest buffer; `preorder` lists parents before their children
         self.parent: dict[int, tuple[int, _Rel] | None] = {}
-        self.bfs: list[int] = []
+        self.preorder: list[int] = []
         for root in sorted(self.nodes, key=lambda b: (tl.first[b], b)):
             if root in self.parent:
                 continue
@@ -615,7 +621,7 @@ class _ForestDP:
             queue = [root]
             while queue:
                 v = queue.pop()
-                self.bfs.append(v)
+                self.preorder.append(v)
                 for u in (c for c, _ in adj[v] if c not in self.parent):
                     self.parent[u] = (v, self._rel_of(u, v))
                     queue.append(u)
@@ -662,7 +668,7 @@ class _ForestDP:
         scr_offs, caps, floors = scratch
         feasible: dict[int, _Iv] = {}
         shift_sets: dict[int, _Iv] = {}
-        for v in reversed(self.bfs):
+        for v in reversed(self.preorder):
             life = range(tl.first[v], tl.last[v] + 1)
             lo = _ceil(max(floors[p] for p in life), al) // al
             hi = (min(caps[p] for p in life) - sizes[v]) // al
@@ -680,7 +686,7 @@ class _ForestDP:
         offsets: list[int | None] = [None] * len(sizes)
         for b, x in scr_offs.items():
             offsets[b] = x
-        for v in self.bfs:
+        for v in self.preorder:
             pr = self.parent[v]
             if pr is None:
                 k = feasible[v][0][0]
@@ -748,15 +754,45 @@ def _branch_and_bound(tl: _Timeline, info: _Info, align: int, best_peak: int, de
         return sorted(cands)
 
     failed: set[frozenset[tuple[int, int]]] = set()
+    # positions where a buffer must be disjoint from everything (no usable overlap rule there)
+    ruled = {(o, p) for p, rules in enumerate(tl.rules_at) for o, i in rules} | {
+        (i, p) for p, rules in enumerate(tl.rules_at) for o, i in rules}
+    live_nz = [[b for b in live if sizes[b] > 0] for live in tl.live]
+    rounded = [_ceil(sz, align) for sz in sizes]
+
+    def room_left(unplaced: list[int], last: int, target: int) -> bool:
+        """Every later buffer goes at >= last: at each position the rule-free unplaced buffers must
+        fit into [last, target) beside the placed ones."""
+        todo = set(unplaced)
+        for p, live in enumerate(live_nz):
+            free_bufs = [b for b in live if b in todo and (b, p) not in ruled]
+            if not free_bufs:
+                continue
+            # aligned starts: each occupies its rounded size, except the topmost may end at target
+            need = sum(rounded[b] for b in free_bufs) - max(rounded[b] - sizes[b] for b in free_bufs)
+            spans = sorted((max(offsets[b], last), min(offsets[b] + rounded[b], target))  # type: ignore[operator]
+                           for b in live if b not in todo)
+            used, reach = 0, last
+            for lo, hi in spans:
+                lo = max(lo, reach)
+                if hi > lo:
+                    used += hi - lo
+                    reach = hi
+            if need > target - last - used:
+                return False
+        return True
 
     def dfs(unplaced: list[int], last: int, target: int) -> bool:
         nodes[0] += 1
-        if nodes[0] % 256 == 0 and time.monotonic() > deadline:
+        if nodes[0] > _BNB_NODES or (nodes[0] % 256 == 0 and time.monotonic() > deadline):
             raise _Timeout
         if not unplaced:
             return True
         key = frozenset((b, offsets[b]) for b in range(len(sizes)) if offsets[b] is not None)
         if key in failed:
+            return False
+        if not room_left(unplaced, last, target):
+            failed.add(key)
             return False
         options = [(b, candidates(b, last, target)) for b in unplaced]
         if any(not c for _, c in options):
@@ -1011,6 +1047,8 @@ def greedy_tflm_like(problem: Problem, *, align: int = ALIGN) -> Plan:
     reversed list does), and each goes into the first gap, in offset order, between the buffers already
     placed whose lifetimes overlap it, or above the last of them.
     """
+    if align < 1:
+        raise PlanError(f"align must be >= 1 byte; got {align}.")
     info = _analyse(problem)
     order = list(range(info.n_steps))
     tl = _timeline(info, order, align)

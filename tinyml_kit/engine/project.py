@@ -8,7 +8,6 @@ project holds ``manifest.json`` so :meth:`Project.load` can reopen it without re
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -75,7 +74,8 @@ def build_problem(graph: Graph, calls: list[KernelCall]) -> Problem:
             buffers[scratch[0]] = Buffer(scratch[0], int(call.scratch_bytes))
         rules = tuple(OverlapRule(storage(o.output), storage(o.input), o.max_shift, tuple(o.exact))
                       for o in call.overlaps)
-        steps.append(Step(name=call.op.describe(), inputs=tuple(dict.fromkeys(storage(t) for t in call.inputs)),
+        steps.append(Step(name=call.op.describe(),
+                          inputs=tuple(dict.fromkeys(storage(t) for t in call.inputs)),
                           outputs=tuple(dict.fromkeys(storage(t) for t in call.outputs)),
                           scratch=scratch, overlaps=rules))
     graph_inputs = tuple(dict.fromkeys(storage(t) for t in graph.inputs))
@@ -321,7 +321,8 @@ class Project:
         result = subprocess.run(["make", "-B", "-C", str(self.out_dir), make_target], capture_output=True,
                                 text=True, check=False)
         if result.returncode != 0 or not binary.is_file():
-            raise BuildError(f"building {self.out_dir} ({make_target}) failed:\n{result.stdout}{result.stderr}")
+            raise BuildError(f"building {self.out_dir} ({make_target}) failed:\n"
+                             f"{result.stdout}{result.stderr}")
         stamp.write_text(digest)
         return binary
 
@@ -346,7 +347,8 @@ class Project:
         outs, pos = [], 0
         for d in self.output_details:
             n = int(d["bytes"])
-            outs.append(np.frombuffer(data[pos:pos + n], dtype=_NP_DTYPES[d["dtype"]]).reshape(d["shape"]).copy())
+            values = np.frombuffer(data[pos:pos + n], dtype=_NP_DTYPES[d["dtype"]])
+            outs.append(values.reshape(d["shape"]).copy())
             pos += n
         return outs
 
@@ -384,7 +386,8 @@ class Project:
             data = (run_dir / "output.bin").read_bytes()
         per_sample = sum(int(d["bytes"]) for d in self.output_details)
         if len(data) != per_sample * len(samples):
-            raise RunError(f"{target} run wrote {len(data)} output bytes; expected {per_sample * len(samples)}.")
+            raise RunError(f"{target} run wrote {len(data)} output bytes; "
+                           f"expected {per_sample * len(samples)}.")
         self.last_counts = counts
         if target == "cortex-m4":
             self.last_instructions = counts[-1] if counts else None

@@ -71,7 +71,8 @@ def per_channel_multipliers(input_scale: float, filter_scales: np.ndarray, outpu
     return mult, shift
 
 
-def conv_multiplier_per_tensor(input_scale: float, filter_scale: float, output_scale: float) -> tuple[int, int]:
+def conv_multiplier_per_tensor(input_scale: float, filter_scale: float,
+                               output_scale: float) -> tuple[int, int]:
     """TFLite ``GetQuantizedConvolutionMultipler`` (used by per-tensor FULLY_CONNECTED).
 
     The product ``input_scale * filter_scale`` is taken in float32, then widened, as TFLite does.
@@ -114,7 +115,7 @@ def softmax_input_params(beta: float, input_scale: float, scaled_diff_integer_bi
     multiplier, left_shift = quantize_multiplier_greater_than_one(real)
     max_input_rescaled = (1.0 * ((1 << scaled_diff_integer_bits) - 1)
                           * float(1 << (31 - scaled_diff_integer_bits)) / float(1 << left_shift))
-    diff_min = -int(math.floor(max_input_rescaled))
+    diff_min = -math.floor(max_input_rescaled)
     return multiplier, left_shift, diff_min
 
 

@@ -14,6 +14,7 @@ from tinyml_kit.engine.planner import Plan, PlanError, Problem
 from tinyml_kit.errors import MissingDependencyError
 
 _MAX_TICK_LABELS = 60
+_MAX_STEP_NAME = 40
 
 
 def _kib(n: int) -> str:
@@ -86,7 +87,8 @@ def plot_live_memory(plans: Mapping[str, Plan], step_names: Sequence[str], path:
 
 def plan_table(problem: Problem, plan: Plan) -> str:
     """A fixed-width text table: per position the step, live/bound/used bytes and the live buffers."""
-    header = (f"{'pos':>4}  {'step':<24} {'live B':>9} {'bound B':>9} {'used B':>9}  "
+    width = min(max([4] + [len(st.name) for st in problem.steps]), _MAX_STEP_NAME)
+    header = (f"{'pos':>4}  {'step':<{width}} {'live B':>9} {'bound B':>9} {'used B':>9}  "
               "buffers (name@offset+size)")
     lines = [
         f"method: {plan.method}",
@@ -105,6 +107,6 @@ def plan_table(problem: Problem, plan: Plan) -> str:
         in_place = [f"{o}<-{i}" for o, i in sorted(plan.overlapping) if o in problem.steps[s].outputs]
         if in_place:
             bufs += "  [overlap " + ", ".join(in_place) + "]"
-        lines.append(f"{p:>4}  {step[:24]:<24} {plan.live_bytes[p]:>9} {plan.bound_per_step[p]:>9} "
+        lines.append(f"{p:>4}  {step[:width]:<{width}} {plan.live_bytes[p]:>9} {plan.bound_per_step[p]:>9} "
                      f"{plan.footprint_bytes[p]:>9}  {bufs}")
     return "\n".join(lines)

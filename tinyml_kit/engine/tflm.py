@@ -1,10 +1,11 @@
 """TensorFlow Lite Micro (the ``tflite-micro`` pip package) as the engine's reference.
 
-TFLM aborts or segfaults the whole process on some models (a corrupt flatbuffer, an op it cannot
-prepare), so it never runs in the caller's process: every call starts one worker subprocess
-(``python -m tinyml_kit.engine.tflm``) that runs all samples, and exchanges inputs and outputs through
-``.npz`` files. A worker that dies becomes a :class:`TflmError` naming the exit code or signal and the end
-of its stderr.
+TFLM aborts or segfaults the whole process on some models (a corrupt flatbuffer; a SOFTMAX whose input
+scale is so small that its multiplier cannot be represented), so it never runs in the caller's process:
+every call starts one worker subprocess (``python -m tinyml_kit.engine.tflm``) that runs all samples and
+exchanges inputs and outputs through ``.npz`` files. A worker that dies becomes a :class:`TflmError`
+naming the exit code or signal and the end of its stderr. The plumbing (:func:`run_worker`,
+:func:`as_samples`...) is shared with :mod:`tinyml_kit.engine.litert`.
 
 The arena figure is TFLM's own: ``RecordingMicroAllocator``'s "Arena allocation total", which
 ``print_allocations()`` writes to the C-level stderr (file descriptor 2); the worker points fd 2 at a temp
@@ -23,6 +24,7 @@ Outputs: a list with one entry per sample: an array for single-output models, a 
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +46,8 @@ Output = np.ndarray | tuple[np.ndarray, ...]
 
 DEFAULT_ARENA_BYTES = 32 * 1024 * 1024  # generous: TFLM reports what it used, not what it was given
 DEFAULT_TIMEOUT_S = 600.0
-_EXIT_PYTHON_ERROR = 3  # the worker caught an exception (TFLM refused the model)
-_EXIT_BAD_INPUT = 4  # the inputs do not match the model
+EXIT_REFUSED = 3  # the worker caught a Python exception: the runtime refused the model
+EXIT_BAD_INPUT = 4  # the inputs do not match the model
 _ARENA_RE = re.compile(r"Arena allocation total (\d+) bytes")
 
 
@@ -53,23 +56,25 @@ class TflmError(EngineError):
 
 
 @dataclass
-class TflmResult:
-    """What one worker run measured."""
+class ReferenceResult:
+    """What one reference worker run produced."""
 
     outputs: list[Output]
-    arena_bytes: int | None = None  # RecordingMicroAllocator total, when requested
-    seconds_per_invoke: float | None = None  # median over ``repeats`` timed invokes, when requested
+    arena_bytes: int | None = None  # TFLM's RecordingMicroAllocator total, when requested
+    seconds_per_invoke: float | None = None  # median over the timed invokes, when requested
 
 
 # --------------------------------------------------------------------------- inputs and outputs
 
 
-def as_samples(inputs: Any, shapes: list[tuple[int, ...]], dtypes: list[np.dtype], source: str) -> list[Sample]:
+def as_samples(inputs: Any, shapes: list[tuple[int, ...]], dtypes: list[np.dtype], source: str
+               ) -> list[Sample]:
     """Normalise ``inputs`` (see the module docstring) to a list of samples, checking shapes and dtypes."""
     n_in = len(shapes)
     if isinstance(inputs, np.ndarray):
         if n_in != 1:
-            raise EngineError(f"{source} has {n_in} inputs: pass a list of samples, each a list of {n_in} arrays")
+            raise EngineError(f"{source} has {n_in} inputs: pass a list of samples, each a list of "
+                              f"{n_in} arrays")
         shape = shapes[0]
         if tuple(inputs.shape) == shape:
             samples: list[Sample] = [[inputs]]
@@ -78,13 +83,10 @@ def as_samples(inputs: Any, shapes: list[tuple[int, ...]], dtypes: list[np.dtype
         elif shape and shape[0] == 1 and tuple(inputs.shape[1:]) == shape[1:]:
             samples = [[x[None]] for x in inputs]
         else:
-            raise EngineError(f"{source}: input array of shape {tuple(inputs.shape)} is neither one sample of "
-                              f"shape {shape} nor a batch of them")
+            raise EngineError(f"{source}: input array of shape {tuple(inputs.shape)} is neither one sample "
+                              f"of shape {shape} nor a batch of them")
     else:
-        samples = []
-        for item in inputs:
-            sample = [item] if isinstance(item, np.ndarray) else list(item)
-            samples.append(sample)
+        samples = [[item] if isinstance(item, np.ndarray) else list(item) for item in inputs]
     for i, sample in enumerate(samples):
         if len(sample) != n_in:
             raise EngineError(f"{source}: sample {i} has {len(sample)} arrays, the model has {n_in} inputs")
@@ -99,7 +101,8 @@ def as_samples(inputs: Any, shapes: list[tuple[int, ...]], dtypes: list[np.dtype
     return samples
 
 
-def _save_inputs(path: Path, inputs: Any) -> None:
+def save_inputs(path: Path, inputs: Any) -> None:
+    """Write ``inputs`` (any accepted form) to ``.npz`` for a worker; :func:`load_inputs` reads it back."""
     arrays: dict[str, np.ndarray] = {}
     if isinstance(inputs, np.ndarray):
         arrays["batch"] = inputs
@@ -108,36 +111,40 @@ def _save_inputs(path: Path, inputs: Any) -> None:
         arrays["n"] = np.array(len(items))
         for i, item in enumerate(items):
             parts = [item] if isinstance(item, np.ndarray) else list(item)
+            arrays[f"m{i}"] = np.array(len(parts))
             for j, x in enumerate(parts):
                 arrays[f"s{i}_{j}"] = np.asarray(x)
     np.savez(path, **arrays)
 
 
-def _load_inputs(path: Path) -> Any:
+def load_inputs(path: Path) -> Any:
     with np.load(path) as data:
         if "batch" in data:
             return data["batch"]
-        n = int(data["n"])
-        out = []
-        for i in range(n):
-            parts = []
-            j = 0
-            while f"s{i}_{j}" in data:
-                parts.append(data[f"s{i}_{j}"])
-                j += 1
-            out.append(parts)
-        return out
+        return [[data[f"s{i}_{j}"] for j in range(int(data[f"m{i}"]))] for i in range(int(data["n"]))]
 
 
-def _save_outputs(path: Path, outputs: list[list[np.ndarray]], extra: dict[str, float]) -> None:
+def save_outputs(path: Path, outputs: list[list[np.ndarray]], extra: dict[str, float]) -> None:
+    """Worker side: per-sample output arrays plus scalar measurements, written atomically."""
     arrays = {f"o{i}_{k}": y for i, ys in enumerate(outputs) for k, y in enumerate(ys)}
     arrays["n"] = np.array(len(outputs))
     arrays["n_out"] = np.array(len(outputs[0]) if outputs else 0)
     for key, value in extra.items():
         arrays[key] = np.array(value)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(path.stem + ".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
+
+
+def load_outputs(path: Path) -> ReferenceResult:
+    with np.load(path) as data:
+        n, n_out = int(data["n"]), int(data["n_out"])
+        result = ReferenceResult(pack_outputs([[data[f"o{i}_{k}"] for k in range(n_out)] for i in range(n)]))
+        if "arena_bytes" in data:
+            result.arena_bytes = int(data["arena_bytes"])
+        if "seconds_per_invoke" in data:
+            result.seconds_per_invoke = float(data["seconds_per_invoke"])
+    return result
 
 
 def pack_outputs(per_sample: list[list[np.ndarray]]) -> list[Output]:
@@ -145,10 +152,38 @@ def pack_outputs(per_sample: list[list[np.ndarray]]) -> list[Output]:
     return [ys[0] if len(ys) == 1 else tuple(ys) for ys in per_sample]
 
 
+def time_invokes(feed: Callable[[Sample], None], invoke: Callable[[], Any], samples: list[Sample],
+                 repeats: int) -> float:
+    """Median seconds of ``invoke()`` over ``repeats`` calls (after one warm-up), cycling the samples."""
+    if not samples:
+        raise EngineError("timing needs at least one input sample")
+    feed(samples[0])
+    invoke()
+    times = []
+    for r in range(repeats):
+        feed(samples[r % len(samples)])
+        t0 = time.perf_counter_ns()
+        invoke()
+        times.append(time.perf_counter_ns() - t0)
+    return float(np.median(times)) * 1e-9
+
+
 # --------------------------------------------------------------------------- the worker (subprocess side)
 
 
-def _read_c_stderr(call: Any) -> str:
+def worker_arguments(argv: list[str], prog: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("model")
+    parser.add_argument("inputs")
+    parser.add_argument("outputs")
+    parser.add_argument("--repeats", type=int, default=0, help="time this many invokes")
+    parser.add_argument("--arena-size", type=int, default=DEFAULT_ARENA_BYTES)
+    parser.add_argument("--arena", action="store_true", help="record TFLM's arena total")
+    parser.add_argument("--optimized", action="store_true", help="LiteRT: default kernels, not reference")
+    return parser.parse_args(argv)
+
+
+def _read_c_stderr(call: Callable[[], Any]) -> str:
     """Run ``call()`` with file descriptor 2 pointed at a temp file; return what C code wrote there."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -163,40 +198,44 @@ def _read_c_stderr(call: Any) -> str:
         return sink.read().decode(errors="replace")
 
 
+def _count_io(get_details: Callable[[int], Any]) -> int:
+    """TFLM's Python API has no input/output count: probe indices until it raises IndexError."""
+    n = 0
+    while True:
+        try:
+            get_details(n)
+        except (IndexError, RuntimeError, ValueError):
+            return n
+        n += 1
+
+
 def _worker(argv: list[str]) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m tinyml_kit.engine.tflm")
-    parser.add_argument("model")
-    parser.add_argument("inputs")
-    parser.add_argument("outputs")
-    parser.add_argument("--arena-size", type=int, default=DEFAULT_ARENA_BYTES)
-    parser.add_argument("--repeats", type=int, default=0)
-    parser.add_argument("--arena", action="store_true", help="record the arena total")
-    args = parser.parse_args(argv)
-
+    args = worker_arguments(argv, "python -m tinyml_kit.engine.tflm")
     try:
         from tflite_micro.python.tflite_micro import runtime
 
         interp = runtime.Interpreter.from_file(args.model, arena_size=args.arena_size)
-        n_in = _count_io(interp.get_input_details)
-        details = [interp.get_input_details(j) for j in range(n_in)]
+        details = [interp.get_input_details(j) for j in range(_count_io(interp.get_input_details))]
         n_out = _count_io(interp.get_output_details)
     except Exception as exc:
         print(f"TFLM refused the model: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return _EXIT_PYTHON_ERROR
+        return EXIT_REFUSED
     try:
         shapes = [tuple(int(d) for d in det["shape"]) for det in details]
-        samples = as_samples(_load_inputs(Path(args.inputs)), shapes, [np.dtype(d["dtype"]) for d in details],
-                             args.model)
+        dtypes = [np.dtype(det["dtype"]) for det in details]
+        samples = as_samples(load_inputs(Path(args.inputs)), shapes, dtypes, args.model)
     except EngineError as exc:
         print(str(exc), file=sys.stderr)
-        return _EXIT_BAD_INPUT
+        return EXIT_BAD_INPUT
+
+    def feed(sample: Sample) -> None:
+        for j, x in enumerate(sample):
+            interp.set_input(x, j)
+
     try:
         outputs = []
         for sample in samples:
-            for j, x in enumerate(sample):
-                interp.set_input(x, j)
+            feed(sample)
             interp.invoke()
             outputs.append([np.array(interp.get_output(k), copy=True) for k in range(n_out)])
         extra: dict[str, float] = {}
@@ -206,41 +245,18 @@ def _worker(argv: list[str]) -> int:
             text = _read_c_stderr(interp.print_allocations)
             match = _ARENA_RE.search(text)
             if not match:
-                raise ValueError(f"no 'Arena allocation total' in print_allocations() output: {text[-500:]!r}")
+                raise ValueError(f"no 'Arena allocation total' in print_allocations(): {text[-500:]!r}")
             extra["arena_bytes"] = float(match.group(1))
-        if args.repeats > 0 and samples:
-            interp.invoke()  # warm-up
-            times = []
-            for r in range(args.repeats):
-                for j, x in enumerate(samples[r % len(samples)]):
-                    interp.set_input(x, j)
-                t0 = time.perf_counter_ns()
-                interp.invoke()
-                times.append(time.perf_counter_ns() - t0)
-            extra["seconds_per_invoke"] = float(np.median(times)) * 1e-9
+        if args.repeats > 0:
+            extra["seconds_per_invoke"] = time_invokes(feed, interp.invoke, samples, args.repeats)
     except Exception as exc:
         print(f"TFLM failed while running the model: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return _EXIT_PYTHON_ERROR
-    _save_outputs(Path(args.outputs), outputs, extra)
+        return EXIT_REFUSED
+    save_outputs(Path(args.outputs), outputs, extra)
     return 0
 
 
-def _count_io(get_details: Any) -> int:
-    """TFLM's Python API has no input/output count: probe indices until it raises."""
-    n = 0
-    while True:
-        try:
-            get_details(n)
-        except Exception:
-            return n
-        n += 1
-
-
 # --------------------------------------------------------------------------- the caller side
-
-
-def _worker_command(model: Path, inputs: Path, outputs: Path) -> list[str]:
-    return [sys.executable, "-m", "tinyml_kit.engine.tflm", str(model), str(inputs), str(outputs)]
 
 
 def _describe_exit(code: int) -> str:
@@ -254,49 +270,52 @@ def _describe_exit(code: int) -> str:
 
 def _stderr_tail(text: str, lines: int = 12) -> str:
     kept = [ln for ln in text.strip().splitlines() if ln.strip()][-lines:]
-    return "\n".join(kept)
+    return "\n".join(ln if len(ln) <= 400 else ln[:400] + " [...]" for ln in kept)
 
 
-def profile(path: str | Path, inputs: Any, *, arena: bool = False, repeats: int = 0,
-            arena_size: int = DEFAULT_ARENA_BYTES, timeout: float = DEFAULT_TIMEOUT_S) -> TflmResult:
-    """Run every sample through TFLM in one worker; optionally record the arena and time ``repeats`` invokes."""
+def run_worker(module: str, runtime_name: str, error: type[EngineError], path: str | Path, inputs: Any,
+               flags: list[str], timeout: float) -> ReferenceResult:
+    """Run ``python -m module MODEL IN.npz OUT.npz *flags`` and read its results.
+
+    A worker killed by a signal, a non-zero exit or a timeout becomes ``error`` naming the runtime, the
+    exit code or signal and the end of the worker's stderr; inputs that do not fit the model become a
+    plain :class:`EngineError`.
+    """
     model = Path(path)
     if not model.is_file():
         raise EngineError(f"model file not found: {model}")
-    with tempfile.TemporaryDirectory(prefix="tk-tflm-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tk-ref-") as tmp:
         in_path, out_path = Path(tmp) / "inputs.npz", Path(tmp) / "outputs.npz"
-        _save_inputs(in_path, inputs)
-        cmd = _worker_command(model.resolve(), in_path, out_path) + [f"--arena-size={arena_size}",
-                                                                      f"--repeats={repeats}"]
-        if arena:
-            cmd.append("--arena")
+        save_inputs(in_path, inputs)
+        cmd = [sys.executable, "-m", module, str(model.resolve()), str(in_path), str(out_path), *flags]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                                   errors="replace")
         except subprocess.TimeoutExpired:
-            raise TflmError(f"TFLM could not run {model}: no answer within {timeout:.0f} s (the worker was "
-                            "killed); the model may make TFLM loop forever.") from None
-        if proc.returncode == _EXIT_BAD_INPUT:
+            raise error(f"{runtime_name} could not run {model}: no answer within {timeout:.0f} s (the worker "
+                        f"was killed); the model may make {runtime_name} loop forever.") from None
+        if proc.returncode == EXIT_BAD_INPUT:
             raise EngineError(_stderr_tail(proc.stderr, 1))
         if proc.returncode != 0 or not out_path.exists():
-            crashed = proc.returncode != _EXIT_PYTHON_ERROR
-            hint = ("TFLM has no flatbuffer verifier and crashes on some models; " if crashed else "")
-            raise TflmError(
-                f"TFLM could not run {model}: the TFLM worker process {_describe_exit(proc.returncode)}.\n"
-                f"{_stderr_tail(proc.stderr)}\n"
-                f"{hint}compare against LiteRT instead (tinyml_kit.engine.litert), or check that the file is "
-                "an int8 .tflite from tf.lite.TFLiteConverter."
+            crashed = proc.returncode != EXIT_REFUSED
+            hint = (f"{runtime_name} aborts the process on models it cannot prepare (e.g. a requantisation "
+                    "scale out of range, a corrupt flatbuffer). " if crashed else "")
+            raise error(
+                f"{runtime_name} could not run {model}: its worker process {_describe_exit(proc.returncode)}."
+                f"\n{_stderr_tail(proc.stderr)}\n{hint}Check that the file is an int8 .tflite from "
+                "tf.lite.TFLiteConverter with sensible quantisation scales."
             )
-        with np.load(out_path) as data:
-            n, n_out = int(data["n"]), int(data["n_out"])
-            per_sample = [[data[f"o{i}_{k}"] for k in range(n_out)] for i in range(n)]
-            result = TflmResult(pack_outputs(per_sample))
-            if "arena_bytes" in data:
-                result.arena_bytes = int(data["arena_bytes"])
-            if "seconds_per_invoke" in data:
-                result.seconds_per_invoke = float(data["seconds_per_invoke"])
-    return result
+        return load_outputs(out_path)
+
+
+def profile(path: str | Path, inputs: Any, *, arena: bool = False, repeats: int = 0,
+            arena_size: int | None = None, timeout: float = DEFAULT_TIMEOUT_S) -> ReferenceResult:
+    """Run every sample through TFLM in one worker; optionally record the arena, time ``repeats`` invokes."""
+    if arena_size is None:  # what TFLM is given, not what it reports: 32 MiB, or 10x a larger model
+        arena_size = max(DEFAULT_ARENA_BYTES, 10 * Path(path).stat().st_size if Path(path).is_file() else 0)
+    flags = [f"--arena-size={arena_size}", f"--repeats={repeats}"] + (["--arena"] if arena else [])
+    return run_worker("tinyml_kit.engine.tflm", "TFLM", TflmError, path, inputs, flags, timeout)
 
 
 def run(path: str | Path, inputs: Any, timeout: float = DEFAULT_TIMEOUT_S) -> list[Output]:

@@ -92,14 +92,3 @@ def run_graph(model: Any, inputs: Sequence[Any], call_layer: LayerCallFn) -> lis
         raise ExportError(f"model '{functional.name}': an output is not connected to its inputs.")
     return [values[id(t)] for t in keras.tree.flatten(functional.outputs)]
 
-
-def leaf_layers(model: Any) -> list[Any]:
-    """Every leaf layer in the graph (nested models expanded), each once, in execution order."""
-    seen: dict[int, Any] = {}
-
-    def record(layer: Any, args: tuple, kwargs: dict, recorded: list) -> list:
-        seen.setdefault(id(layer), layer)
-        return recorded
-
-    run_graph(model, model_inputs(model), record)
-    return list(seen.values())

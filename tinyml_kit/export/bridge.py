@@ -157,7 +157,9 @@ class _Builder:
         try:
             return getattr(self.tfk.layers, class_name)(**kwargs)
         except (TypeError, ValueError) as exc:
-            raise ExportError(f"cannot rebuild layer '{layer.name}' ({class_name}) in tf_keras: {exc}") from exc
+            raise ExportError(
+                f"cannot rebuild layer '{layer.name}' ({class_name}) in tf_keras: {exc}"
+            ) from exc
 
     def _regularizers(self, layer: Any) -> dict[str, Any]:
         out = {}
@@ -219,6 +221,8 @@ def tf_keras_module() -> Any:
     except ImportError as exc:
         from tinyml_kit.errors import MissingDependencyError
 
-        raise MissingDependencyError("tf_keras is not installed (`pip install 'tf-keras==2.20.*'`); "
-                                     "quantisation-aware training needs it. See `tinyml-kit doctor`.") from exc
+        raise MissingDependencyError(
+            "tf_keras is not installed (`pip install 'tf-keras==2.20.*'`); quantisation-aware training "
+            "needs it. See `tinyml-kit doctor`."
+        ) from exc
     return tf_keras

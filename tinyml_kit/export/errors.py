@@ -8,4 +8,4 @@ class ExportError(TinymlKitError):
 
 
 class UnsupportedLayerError(ExportError):
-    """The Keras 3 -> tf_keras bridge met layers it cannot map; the message lists them and what is supported."""
+    """The Keras 3 -> tf_keras bridge met layers it cannot map; the message lists them and the options."""

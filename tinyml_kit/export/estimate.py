@@ -85,7 +85,8 @@ def estimate_mcu_memory(model: Any, input_shape: tuple[int, ...] | None = None, 
                       graph_inputs=tuple(b for b in walker.input_buffers if b in used),
                       graph_outputs=outputs)
     result = plan(problem, time_limit_s=time_limit_s)
-    return MemoryEstimate(sram_bytes=int(result.arena_bytes), flash_bytes=walker.weight_bytes + runtime_flash_bytes,
+    return MemoryEstimate(sram_bytes=int(result.arena_bytes),
+                          flash_bytes=walker.weight_bytes + runtime_flash_bytes,
                           weight_bytes=walker.weight_bytes, step_names=[s.name for s in steps], plan=result,
                           problem=problem)
 
@@ -147,9 +148,9 @@ class _Walker:
         shapes = self._output_shapes(layer, args, kwargs, recorded)
         class_name = keras3_class_name(layer) or type(layer).__name__
         self._count_weights(layer, class_name)
-        if class_name in ALIAS_LAYERS or self._fused_activation(layer, class_name) or \
-                (class_name == "ZeroPadding2D" and self.consumers.get(id(layer), set()) <= PAD_FUSING_CONSUMERS
-                 and self.consumers.get(id(layer))):
+        consumers = self.consumers.get(id(layer), set())
+        fused_pad = class_name == "ZeroPadding2D" and consumers and consumers <= PAD_FUSING_CONSUMERS
+        if class_name in ALIAS_LAYERS or self._fused_activation(layer, class_name) or fused_pad:
             return [_Value(flat_in[0].buffer, shapes[0])]
         ins = [v.buffer for v in flat_in]
         name = layer.name
@@ -176,8 +177,10 @@ class _Walker:
         keras = self.keras
         if not self.symbolic:
             return [(1, *tuple(t.shape[1:])) for t in recorded]
-        sym = keras.tree.map_structure(
-            lambda v: keras.KerasTensor(v.shape, dtype="float32") if isinstance(v, _Value) else v, (args, kwargs))
+        def symbolic(v: Any) -> Any:
+            return keras.KerasTensor(v.shape, dtype="float32") if isinstance(v, _Value) else v
+
+        sym = keras.tree.map_structure(symbolic, (args, kwargs))
         spec = layer.compute_output_spec(*sym[0], **sym[1])
         return [tuple(t.shape) for t in keras.tree.flatten(spec)]
 
@@ -228,7 +231,8 @@ def _consumer_classes(model: Any) -> dict[int, set[str]]:
         for value in keras.tree.flatten((args, kwargs)):
             producer = producers.get(id(value))
             if producer is not None:
-                consumers.setdefault(id(producer), set()).add(keras3_class_name(layer) or type(layer).__name__)
+                name = keras3_class_name(layer) or type(layer).__name__
+                consumers.setdefault(id(producer), set()).add(name)
         for tensor in recorded:
             producers[id(tensor)] = layer
         return recorded

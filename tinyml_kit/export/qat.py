@@ -21,6 +21,11 @@ from tinyml_kit.export.errors import ExportError, UnsupportedLayerError
 from tinyml_kit.export.representative import collect_samples
 
 
+# Layers tfmot's default 8-bit registry has no rule for, but which TFLite runs in int8 with their own
+# output scale (MUL, SUB, MAXIMUM...): they get fake quantisation on their output only.
+OUTPUT_ONLY_LAYERS = frozenset({"Rescaling", "Multiply", "Subtract", "Average", "Maximum"})
+
+
 def quantize_aware(model: Any, *, optimizer: Any = None, loss: Any = None, metrics: Any = None) -> QATModel:
     """Make a QAT copy of a Keras 3 model: same weights, fake-quantised like the int8 model will be.
 
@@ -43,7 +48,7 @@ def quantize_aware(model: Any, *, optimizer: Any = None, loss: Any = None, metri
     output_only = _output_only_config()
 
     def annotate(source: Any, layer: Any) -> Any:
-        if keras3_class_name(source) == "Rescaling":  # tfmot has no rule for it: quantise its output only
+        if keras3_class_name(source) in OUTPUT_ONLY_LAYERS:
             return quantize.quantize_annotate_layer(layer, quantize_config=output_only())
         return layer
 
@@ -69,6 +74,9 @@ class QATModel:
     ``fit``, ``evaluate`` and ``predict`` take what Keras 3's take (numpy arrays, tf.data datasets);
     other attributes (``summary``, ``count_params``...) come from the tf_keras model, which is
     also available as :attr:`keras_model`. Save the result with :meth:`to_tflite`.
+
+    The fake-quantisation ranges start uninitialised (tfmot learns them from the first training
+    batches), so evaluate the QAT model after ``fit``, not before.
     """
 
     def __init__(self, keras_model: Any, source: Any = None):
@@ -97,7 +105,8 @@ class QATModel:
     def fit(self, *args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
         """``tf_keras.Model.fit``; Keras 3 callbacks (EarlyStopping, tinyml-kit's...) work as usual."""
         if getattr(self.keras_model, "optimizer", None) is None:
-            raise ExportError("compile the QAT model first: qat.compile(optimizer=..., loss=..., metrics=[...]).")
+            raise ExportError("compile the QAT model first: qat.compile(optimizer=..., loss=..., "
+                              "metrics=[...]).")
         with self._for_callbacks(callbacks):
             return self.keras_model.fit(*args, callbacks=_adapt_callbacks(callbacks), **kwargs)
 
@@ -220,22 +229,30 @@ def _translate(value: Any, namespace: Any, kind: str) -> Any:
 
 @functools.cache
 def _output_only_config() -> type:
-    """A tfmot QuantizeConfig that quantises a layer's output only (used for Rescaling)."""
-    quantize = _tfmot().quantization.keras
+    """A tfmot QuantizeConfig that quantises a layer's output only (see OUTPUT_ONLY_LAYERS)."""
+    import tensorflow as tf
 
-    class RescalingQuantizeConfig(quantize.QuantizeConfig):
+    quantize = _tfmot().quantization.keras
+    plain = tf.autograph.experimental.do_not_convert  # nothing to convert; keeps autograph off the source
+
+    class OutputQuantizeConfig(quantize.QuantizeConfig):
+        @plain
         def get_weights_and_quantizers(self, layer: Any) -> list:
             return []
 
+        @plain
         def get_activations_and_quantizers(self, layer: Any) -> list:
             return []
 
+        @plain
         def set_quantize_weights(self, layer: Any, quantize_weights: list) -> None:
-            pass
+            return None
 
+        @plain
         def set_quantize_activations(self, layer: Any, quantize_activations: list) -> None:
-            pass
+            return None
 
+        @plain
         def get_output_quantizers(self, layer: Any) -> list:
             return [quantize.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
                                                                narrow_range=False)]
@@ -243,13 +260,21 @@ def _output_only_config() -> type:
         def get_config(self) -> dict:
             return {}
 
-    return RescalingQuantizeConfig
+    return OutputQuantizeConfig
 
 
 @functools.cache
 def _tfmot() -> Any:
-    """Import tfmot without leaving TF_USE_LEGACY_KERAS=1 behind (tfmot sets it at import)."""
+    """Import tfmot without switching ``tf.keras`` to Keras 2 for the rest of the process.
+
+    tfmot sets ``TF_USE_LEGACY_KERAS=1`` at import and then touches ``tf.keras``; if that is the first
+    access, TensorFlow's lazy loader binds ``tf.keras`` to tf_keras for good. Binding it first (to
+    whatever the user configured) and restoring the variable afterwards leaves the user's setup as is.
+    """
+    import tensorflow as tf
+
     before = os.environ.get("TF_USE_LEGACY_KERAS")
+    getattr(tf.keras, "__name__", None)  # resolve the lazy tf.keras now, under the user's settings
     try:
         import tensorflow_model_optimization as tfmot
     except ImportError as exc:

@@ -83,10 +83,12 @@ def _split(element: Any, input_shapes: Sequence[InputShape]) -> Iterator[list[np
         raise ExportError(f"the model has {len(input_shapes)} inputs; a representative element has "
                           f"{len(arrays)} arrays.")
     arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
-    batched = [_with_batch(a, shape, i) for i, (a, shape) in enumerate(zip(arrays, input_shapes, strict=True))]
+    pairs = enumerate(zip(arrays, input_shapes, strict=True))
+    batched = [_with_batch(a, shape, i) for i, (a, shape) in pairs]
     size = {len(a) for a in batched}
     if len(size) != 1:
-        raise ExportError(f"representative arrays for the model's inputs have different lengths: {sorted(size)}")
+        raise ExportError("representative arrays for the model's inputs have different lengths: "
+                          f"{sorted(size)}")
     for row in range(size.pop()):
         yield [a[row:row + 1] for a in batched]
 

@@ -9,15 +9,16 @@ batch-1 input signature, then ``TFLiteConverter.from_saved_model``. Batch 1 keep
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinyml_kit.export._io import atomic_write_bytes
+from tinyml_kit.export._io import atomic_write_bytes, captured_native_stderr
 from tinyml_kit.export.errors import ExportError
 from tinyml_kit.export.representative import InputShape, collect_samples
 
@@ -81,10 +82,12 @@ def run_converter(converter: Any, *, int8: bool, io: str | None, samples: Sequen
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
     try:
-        return bytes(converter.convert())
+        with captured_native_stderr(), quiet_tf_logging():  # the converter logs to fd 2 and to Python
+            return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError, RuntimeError, ValueError...
         lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-        reason = next((ln.strip() for ln in lines if "error:" in ln), lines[-1] if lines else type(exc).__name__)
+        fallback = lines[-1] if lines else type(exc).__name__
+        reason = next((ln.strip() for ln in lines if "error:" in ln), fallback)
         hint = (" Layers TFLite cannot quantise must be replaced (see the op named above), or use int8=False."
                 if int8 else "")
         raise ExportError(f"TFLite conversion of {what} failed: {reason}.{hint}") from exc
@@ -96,9 +99,7 @@ def finish(flatbuffer: bytes, path: str | os.PathLike | None, *, verify: bool, v
     if verify:
         verify_litert(flatbuffer)
     if verify_tflm:
-        from tinyml_kit.export.tflm_check import check_tflm
-
-        check_tflm(flatbuffer)
+        verify_with_tflm(flatbuffer)
     if path is None:
         return flatbuffer
     return atomic_write_bytes(path, flatbuffer)
@@ -117,6 +118,34 @@ def verify_litert(flatbuffer: bytes) -> None:
         raise ExportError(f"LiteRT loads the converted model but cannot run it: {exc}") from exc
 
 
+def verify_with_tflm(flatbuffer: bytes) -> None:
+    """Run one inference on zeros in TensorFlow Lite Micro (in a child process: TFLM may abort)."""
+    from tinyml_kit.engine import tflm
+    from tinyml_kit.engine.errors import EngineError
+
+    with tempfile.TemporaryDirectory(prefix="tk-export-tflm-") as tmp:
+        path = Path(tmp) / "model.tflite"
+        path.write_bytes(flatbuffer)
+        try:
+            tflm.run(path, tflm.zero_inputs(path))
+        except EngineError as exc:
+            raise ExportError(f"TFLite Micro cannot run the converted model: {exc}") from exc
+
+
+@contextlib.contextmanager
+def quiet_tf_logging() -> Iterator[None]:
+    """Hide TensorFlow's Python INFO/WARNING lines (e.g. "Assets written to ...") while converting."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _keras_input_shapes(model: Any) -> list[InputShape]:
     import keras
 
@@ -124,7 +153,8 @@ def _keras_input_shapes(model: Any) -> list[InputShape]:
         raise ExportError(f"expected a Keras 3 model (keras.Model), got {type(model).__name__}.")
     if keras.backend.backend() != "tensorflow":
         raise ExportError(f"TFLite export needs the TensorFlow backend; Keras runs on "
-                          f"'{keras.backend.backend()}'. Set KERAS_BACKEND=tensorflow before importing keras.")
+                          f"'{keras.backend.backend()}'. Set KERAS_BACKEND=tensorflow before importing "
+                          "keras.")
     try:
         inputs = keras.tree.flatten(model.inputs)
     except (AttributeError, ValueError):
@@ -147,7 +177,8 @@ def _export_saved_model(model: Any, shapes: list[InputShape], folder: str) -> No
 
     signature = [tf.TensorSpec((1, *shape), tf.float32) for shape in shapes]
     try:
-        model.export(folder, format="tf_saved_model", verbose=False, input_signature=signature)
+        with quiet_tf_logging():
+            model.export(folder, format="tf_saved_model", verbose=False, input_signature=signature)
     except Exception as exc:
         raise ExportError(f"Keras could not export model '{model.name}' as a SavedModel: {exc}") from exc
 

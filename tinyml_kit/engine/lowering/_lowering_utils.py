@@ -49,12 +49,17 @@ def fused_activation(op: Op) -> str:
     return str(value or "NONE").upper()
 
 
-def activation_bounds(op: Op, output: Tensor) -> tuple[int, int]:
+def activation_bounds(op: Op, graph: Graph, output: Tensor) -> tuple[int, int]:
     """The int8 clamp of the op's fused activation: ``attrs["act_min"/"act_max"]`` when the passes set
     them (possibly narrowed by a fusion), else TFLite's ``CalculateActivationRangeQuantized``."""
     if "act_min" in op.attrs and "act_max" in op.attrs:
         return int(op.attrs["act_min"]), int(op.attrs["act_max"])
-    return activation_range(fused_activation(op), *scale_zero_point(output))
+    activation = fused_activation(op)
+    try:
+        return activation_range(activation, *scale_zero_point(output))
+    except ValueError:
+        raise unsupported(op, graph, f"has fused activation {activation}; supported: NONE, RELU, RELU6, "
+                          "RELU_N1_TO_1", "Use a separate activation op instead.") from None
 
 
 def const_ints(op: Op, graph: Graph, index: int, role: str) -> list[int]:

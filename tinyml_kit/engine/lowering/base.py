@@ -82,4 +82,10 @@ def lower_op(op: Op, graph: Graph) -> KernelCall:
             f"{graph.source}: {op.describe()} is not supported by the engine. Supported ops: {supported}. "
             "Re-export the model with full-integer (int8) quantisation using only these ops."
         )
-    return fn(op, graph)
+    try:
+        return fn(op, graph)
+    except ValueError as exc:  # quant.py's range checks: parameters TFLite's integer kernels reject too
+        raise UnsupportedOpError(
+            f"{graph.source}: {op.describe()} has quantisation parameters the int8 kernels cannot represent "
+            f"({exc}). Re-quantise with a representative dataset that covers the real input range."
+        ) from exc

@@ -58,8 +58,8 @@ def lower_conv2d(op: Op, graph: Graph) -> KernelCall:
     in_h, in_w, in_c = nhwc(graph, op, inp)
     out_h, out_w, out_c = nhwc(graph, op, out)
     if len(weights.shape) != 4 or weights.shape[0] != out_c:
-        raise UnsupportedOpError(f"{graph.source}: {op.describe()} filter shape {weights.shape} does not match "
-                                 f"{out_c} output channels (expected OHWI).")
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} filter shape {weights.shape} does not "
+                                 f"match {out_c} output channels (expected OHWI).")
     k_h, k_w, group_in = (int(d) for d in weights.shape[1:])
     if in_c % group_in or out_c % (in_c // group_in):
         raise UnsupportedOpError(f"{graph.source}: {op.describe()} has {in_c} input channels but filters of "
@@ -87,7 +87,7 @@ def lower_conv2d(op: Op, graph: Graph) -> KernelCall:
         },
         arrays={"filter": filters.reshape(-1), "bias": bias, "multiplier": multiplier, "shift": shift},
         inputs=[inp.index], outputs=[out.index],
-        scratch_bytes=k_h * k_w * in_c,
+        scratch_bytes=2 * k_h * k_w * in_c,
         overlaps=[Overlap(output=out.index, input=inp.index,
                           max_shift=window_max_shift(win, in_c, out_c, staged=True))],
         macs=out_h * out_w * out_c * k_h * k_w * group_in,

@@ -11,6 +11,7 @@ from tinyml_kit.engine.lowering.common import (
     activation,
     clamp_range,
     constant,
+    folded_bias,
     nhwc,
     per_tensor,
     require_dtype,
@@ -30,8 +31,8 @@ def lower_depthwise_conv2d(op: Op, graph: Graph) -> KernelCall:
     in_h, in_w, in_c = nhwc(graph, op, inp)
     out_h, out_w, out_c = nhwc(graph, op, out)
     if len(weights.shape) != 4 or weights.shape[0] != 1 or weights.shape[3] != out_c:
-        raise UnsupportedOpError(f"{graph.source}: {op.describe()} filter shape {weights.shape} does not match "
-                                 f"{out_c} output channels (expected 1HWO).")
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} filter shape {weights.shape} does not "
+                                 f"match {out_c} output channels (expected 1HWO).")
     if out_c % in_c:
         raise UnsupportedOpError(f"{graph.source}: {op.describe()} maps {in_c} to {out_c} channels; the "
                                  "output channels must be a multiple of the input channels.")
@@ -49,13 +50,26 @@ def lower_depthwise_conv2d(op: Op, graph: Graph) -> KernelCall:
     scales = filter_scales(graph, op, weights, out_c, channel_axis=3)
     multiplier, shift = per_channel_multipliers(in_scale, scales, out_scale, out_c)
     bias = bias_values(graph, op, 2, out_c)
+    bias = bias if bias is not None else np.zeros(out_c, dtype=np.int32)
+    filters = np.asarray(weights.data, dtype=np.int8)
+    per_channel_taps = filters.reshape(k_h * k_w, out_c).T  # [out_c][taps]
     act_min, act_max = clamp_range(op)
 
     padded_h = (out_h - 1) * win.stride_h + (k_h - 1) * win.dilation_h + 1
     padded_w = (out_w - 1) * win.stride_w + (k_w - 1) * win.dilation_w + 1
-    overlap = Overlap(output=out.index, input=inp.index,
-                      max_shift=window_max_shift(win, in_c, out_c, staged=False),
-                      exact=(0,) if multiplier_m == 1 else ())
+    # depth multiplier 1: channel by channel through a padded plane in scratch, in place at shift 0
+    # (never worse than a raster overlap, since the plane is allocated anyway); otherwise raster order.
+    if multiplier_m == 1:
+        overlap = Overlap(output=out.index, input=inp.index, exact=(0,))
+    else:
+        overlap = Overlap(output=out.index, input=inp.index,
+                          max_shift=window_max_shift(win, in_c, out_c, staged=False))
+    arrays = {"filter": filters.reshape(-1), "bias": bias,
+              "bias_folded": folded_bias(graph, op, bias, per_channel_taps, -in_zp),
+              "multiplier": multiplier, "shift": shift}
+    single_channel = in_c == 1 and multiplier_m > 1 and k_w >= 4  # rows long enough for 4-wide dots
+    if single_channel:  # one input channel: per-channel filter rows for dot products
+        arrays["filter_t"] = np.ascontiguousarray(per_channel_taps).reshape(-1)
     return KernelCall(
         op=op, kernel="tk_dwconv2d", function="tk_dwconv2d_s8", params_type="tk_dwconv2d_params_t",
         params={
@@ -67,12 +81,11 @@ def lower_depthwise_conv2d(op: Op, graph: Graph) -> KernelCall:
             "padded_h": padded_h, "padded_w": padded_w,
             "input_offset": -in_zp, "output_offset": out_zp, "act_min": act_min, "act_max": act_max,
         },
-        arrays={"filter": np.asarray(weights.data, dtype=np.int8).reshape(-1),
-                "bias": bias if bias is not None else np.zeros(out_c, dtype=np.int32),
-                "multiplier": multiplier, "shift": shift},
+        arrays=arrays,
         inputs=[inp.index], outputs=[out.index],
-        scratch_bytes=padded_h * padded_w if multiplier_m == 1 else 0,
+        # multiplier 1: padded plane (rounded up to a word) + one int32 row of sums; else int32 per channel
+        scratch_bytes=(padded_h * padded_w + 3) // 4 * 4 + 4 * out_w if multiplier_m == 1
+        else (0 if single_channel else 4 * out_c),
         overlaps=[overlap],
-        inplace_flag="inplace" if multiplier_m == 1 else None,
         macs=out_h * out_w * out_c * k_h * k_w,
     )

@@ -138,7 +138,7 @@ def lower_add(op: Op, graph: Graph) -> KernelCall:
     except ValueError as exc:
         raise unsupported(op, graph, f"has scales (inputs {s1:g}, {s2:g}, output {so:g}) that TFLM's "
                           "int8 ADD cannot represent", "Re-calibrate the model's quantisation.") from exc
-    act_min, act_max = activation_bounds(op, y)
+    act_min, act_max = activation_bounds(op, graph, y)
     params = dict(in1_offset=-z1, in2_offset=-z2, out_offset=zo, left_shift=ADD_LEFT_SHIFT,
                   in1_multiplier=m1, in1_shift=sh1, in2_multiplier=m2, in2_shift=sh2,
                   out_multiplier=mo, out_shift=sho, act_min=act_min, act_max=act_max)
@@ -151,7 +151,7 @@ def lower_mul(op: Op, graph: Graph) -> KernelCall:
     a, b, y = _operands(op, graph)
     (s1, z1), (s2, z2), (so, zo) = scale_zero_point(a), scale_zero_point(b), scale_zero_point(y)
     mo, sho = quantize_multiplier(s1 * s2 / so)
-    act_min, act_max = activation_bounds(op, y)
+    act_min, act_max = activation_bounds(op, graph, y)
     params = dict(in1_offset=-z1, in2_offset=-z2, out_offset=zo, out_multiplier=mo, out_shift=sho,
                   act_min=act_min, act_max=act_max)
     return _binary_call(op, graph, "tk_mul", params, a, b, y)

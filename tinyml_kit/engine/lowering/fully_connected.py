@@ -33,8 +33,8 @@ def lower_fully_connected(op: Op, graph: Graph) -> KernelCall:
                                  "expected [out_depth, accum_depth].")
     out_depth, accum_depth = (int(d) for d in weights.shape)
     if int(out.shape[-1]) != out_depth:
-        raise UnsupportedOpError(f"{graph.source}: {op.describe()} output depth {out.shape[-1]} does not match "
-                                 f"{out_depth} filter rows.")
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} output depth {out.shape[-1]} does not "
+                                 f"match {out_depth} filter rows.")
     batches = out.num_elements // out_depth
     if inp.num_elements != batches * accum_depth:
         raise UnsupportedOpError(f"{graph.source}: {op.describe()} input {inp.shape} does not hold {batches} "

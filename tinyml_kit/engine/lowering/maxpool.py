@@ -28,6 +28,10 @@ def lower_max_pool(op: Op, graph: Graph) -> KernelCall:
     if len(x.shape) != 4 or len(y.shape) != 4:
         raise unsupported(op, graph, f"has input shape {x.shape} and output shape {y.shape}; 4-D NHWC "
                           "tensors are required", "Pool 4-D (batch, height, width, channels) tensors.")
+    if any(op.attrs.get("extra_padding", ())):
+        raise unsupported(op, graph, "received a PAD folded in by a graph pass; max pooling ignores padded "
+                          "positions while PAD inserts zero-point values, so the fusion is not exact",
+                          "Do not fold PAD into MAX_POOL_2D (internal error).")
     opts = op.options
     padding = str(opts.get("padding", "VALID")).upper()
     stride_h, stride_w = int(opts.get("stride_h", 1)), int(opts.get("stride_w", 1))
@@ -41,7 +45,7 @@ def lower_max_pool(op: Op, graph: Graph) -> KernelCall:
                           f"{(n, out_h, out_w, c)}", "Check the model; it looks malformed.")
     pad_h = tflite_padding(stride_h, 1, in_h, filter_h, out_h)
     pad_w = tflite_padding(stride_w, 1, in_w, filter_w, out_w)
-    act_min, act_max = activation_bounds(op, y)
+    act_min, act_max = activation_bounds(op, graph, y)
 
     call = KernelCall(op=op, kernel="tk_maxpool", function="tk_maxpool_s8", params_type="tk_maxpool_params_t",
                       inputs=[x.index], outputs=[y.index], macs=y.num_elements * filter_h * filter_w)

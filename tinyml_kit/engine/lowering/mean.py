@@ -1,7 +1,10 @@
-"""MEAN (int8, any axes, keep_dims or not) -> ``tk_mean_s8``, reproducing TFLM's two int8 paths.
+"""MEAN (int8, any axes, keep_dims or not) -> ``tk_mean_s8``, bit-exact with TFLM.
 
-TFLM (``EvalIntegerMean``) averages with a truncating integer division when input and output share
-scale and zero point, and otherwise rescales in float32 (``QuantizedMeanOrSum``); both are mirrored.
+TFLM's int8 MEAN (``reference_ops::QuantizedMeanOrSum``) requantises the zero-point-corrected sum with
+the ``in_scale / out_scale`` multiplier into which it folds ``1 / count`` at run time; the folding is
+done here at compile time with the same integer steps. The tflite-micro package this was verified
+against takes that path even when input and output share scale and zero point (older TFLM releases
+divided the raw sum with truncation there; tests/engine/test_engine_kernels_pooling.py pins this).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from tinyml_kit.engine.lowering._lowering_utils import (
     unsupported,
 )
 from tinyml_kit.engine.lowering.base import KernelCall, register_lowering
+from tinyml_kit.engine.quant import quantize_multiplier
 
 GROUPS = 3  # TK_MEAN_GROUPS in tk_mean.h
 
@@ -50,6 +54,15 @@ def dimension_groups(shape: tuple[int, ...], reduced: set[int]) -> list[tuple[bo
     return [(g[0], g[1], g[2]) for g in groups]
 
 
+def mean_multiplier(in_scale: float, out_scale: float, count: int) -> tuple[int, int]:
+    """TFLM's ``QuantizedMeanOrSum`` multiplier: ``QuantizeMultiplier(in/out)`` with ``1/count`` folded
+    in by an integer division after a left shift of ``floor(log2(count))`` (at most 32, and at most
+    ``31 + shift``)."""
+    multiplier, shift = quantize_multiplier(in_scale / out_scale)
+    headroom = min(count.bit_length() - 1, 32, 31 + shift)
+    return (multiplier << headroom) // count, shift - headroom
+
+
 @register_lowering("MEAN")
 def lower_mean(op: Op, graph: Graph) -> KernelCall:
     """MEAN int8 over constant axes; outputs in raster order, no scratch."""
@@ -70,15 +83,14 @@ def lower_mean(op: Op, graph: Graph) -> KernelCall:
     reduced = [(1, 0)] * (GROUPS - len(reduced)) + reduced
 
     (s_in, z_in), (s_out, z_out) = scale_zero_point(x), scale_zero_point(y)
-    rescale = not (s_in == s_out and z_in == z_out)
-    scale = np.float32(s_in) / np.float32(s_out)
-    bias = np.float32(-z_in) * scale
+    requantize = bool(axes)  # no axes: TFLM copies the input (ReduceIsCopy)
+    multiplier, shift = mean_multiplier(s_in, s_out, count)
     call = KernelCall(op=op, kernel="tk_mean", function="tk_mean_s8", params_type="tk_mean_params_t",
                       inputs=[x.index], outputs=[y.index], macs=x.num_elements)
     call.params.update(kept_dims=[k[0] for k in kept], kept_strides=[k[1] for k in kept],
                        reduced_dims=[r[0] for r in reduced], reduced_strides=[r[1] for r in reduced],
-                       count=count, rescale=int(rescale), scale=float(scale), bias=float(bias),
-                       out_zero_point=z_out)
+                       count=count, requantize=int(requantize), sum_offset=-z_in * count,
+                       multiplier=multiplier, shift=shift, out_zero_point=z_out)
     first_read = np.zeros([k[0] for k in kept], dtype=np.int64)
     for axis, (size, stride) in enumerate(kept):
         shape = [1] * GROUPS

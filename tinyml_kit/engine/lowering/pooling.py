@@ -24,8 +24,8 @@ def lower_average_pool2d(op: Op, graph: Graph) -> KernelCall:
     in_h, in_w, channels = nhwc(graph, op, inp)
     out_h, out_w, out_c = nhwc(graph, op, out)
     if per_tensor(graph, op, inp) != per_tensor(graph, op, out) or out_c != channels:
-        raise UnsupportedOpError(f"{graph.source}: {op.describe()} changes the quantisation or channel count; "
-                                 "TFLite int8 average pooling keeps both.")
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} changes the quantisation or channel "
+                                 "count; TFLite int8 average pooling keeps both.")
     k_h, k_w = int(op.options["filter_height"]), int(op.options["filter_width"])
     win = window_geometry(graph, op, (in_h, in_w), (out_h, out_w), (k_h, k_w))
     if win.has_empty_window():

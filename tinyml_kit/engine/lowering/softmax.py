@@ -19,8 +19,8 @@ def lower_softmax(op: Op, graph: Graph) -> KernelCall:
     in_scale, _ = per_tensor(graph, op, inp)
     out_scale, out_zp = per_tensor(graph, op, out)
     if out_zp != -128 or float(out_scale) != 1.0 / 256:
-        raise UnsupportedOpError(f"{graph.source}: {op.describe()} output has scale {out_scale} and zero point "
-                                 f"{out_zp}; TFLite int8 softmax requires 1/256 and -128.")
+        raise UnsupportedOpError(f"{graph.source}: {op.describe()} output has scale {out_scale} and zero "
+                                 f"point {out_zp}; TFLite int8 softmax requires 1/256 and -128.")
     multiplier, left_shift, diff_min = softmax_input_params(float(op.options.get("beta", 1.0)), in_scale)
     depth = int(inp.shape[-1])
     return KernelCall(

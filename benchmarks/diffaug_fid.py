@@ -1,0 +1,253 @@
+"""DiffAugment benchmark: FID/KID vs training-data fraction on Fashion-MNIST, none vs DiffAugment vs adaptive.
+
+Every (fraction, mode, seed) run uses the same architecture, step count, batch size and optimiser; the
+data subset of a fraction is the same for all modes (``--data-seed``), the training seed varies. Each
+run is scored on ``--fid-samples`` EMA-generator images against the full 60k train split with the
+offline classifier features (``tinyml_kit.diffaug.features``): those FID/KID values rank the runs but are
+NOT comparable to the Inception-FIDs of the paper, shown beside them only for the direction and size of
+the effect. Pass ``--inception-weights`` with a local InceptionV3 weights file for Inception features.
+
+    python benchmarks/diffaug_fid.py                                    # full grid (hours on a CPU)
+    python benchmarks/diffaug_fid.py --fractions 0.1 --seeds 0 --steps 300 --fid-samples 2000   # smoke
+
+Writes its section of benchmarks/RESULTS.md (between ``<!-- diffaug:begin -->`` and
+``<!-- diffaug:end -->``; other sections untouched), ``<out>/results.json`` and one sample grid per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+BEGIN, END = "<!-- diffaug:begin -->", "<!-- diffaug:end -->"
+
+# Zhao et al. 2020, FID (fid10k, Inception) on CIFAR-10: (baseline, DiffAugment) per data fraction.
+PUBLISHED = {
+    "BigGAN CIFAR-10": {1.0: (9.59, 8.70), 0.2: (21.58, 14.04), 0.1: (39.78, 22.40)},
+    "StyleGAN2 CIFAR-10": {0.2: (23.08, 12.15), 0.1: (36.02, 14.50)},
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    floats = lambda s: [float(v) for v in s.split(",")]  # noqa: E731
+    ints = lambda s: [int(v) for v in s.split(",")]  # noqa: E731
+    p.add_argument("--data", default="fashion_mnist")
+    p.add_argument("--fractions", type=floats, default=[1.0, 0.2, 0.1, 0.01])
+    p.add_argument("--modes", type=lambda s: s.split(","), default=["none", "diffaug", "adaptive"])
+    p.add_argument("--seeds", type=ints, default=[0, 1])
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--arch", default="dcgan")
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--latent-dim", type=int, default=128)
+    p.add_argument("--policy", default="color,translation,cutout")
+    p.add_argument("--fid-samples", type=int, default=10_000)
+    p.add_argument("--inception-weights", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=HERE / "out" / "diffaug")
+    p.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    p.add_argument("--verbose", type=int, default=0, help="Keras progress bar per run (0, 1 or 2)")
+    p.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from <out>/results.json")
+    return p.parse_args(argv)
+
+
+def update_results_section(path: Path, body: str) -> None:
+    """Replaces the text between the diffaug markers of ``path`` (appends the section if absent)."""
+    from tinyml_kit.diffaug._io import save_text
+
+    section = f"{BEGIN}\n{body.strip()}\n{END}"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    save_text(path, text)
+
+
+def mean_std(values: list[float], fmt: str = ".2f") -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return format(values[0], fmt)
+    return f"{format(float(np.mean(values)), fmt)} ± {format(float(np.std(values)), fmt)}"
+
+
+def results_table(runs: list[dict], fractions: list[float], modes: list[str]) -> str:
+    """Markdown table: one row per fraction, FID and KID mean ± std over seeds per mode."""
+    head = "| data | " + " | ".join(f"FID {m}" for m in modes) + " | " + " | ".join(f"KID {m}" for m in modes)
+    lines = [head + " |", "|" + "---|" * (1 + 2 * len(modes))]
+    for fraction in fractions:
+        cells = [f"{fraction:.0%}"]
+        for key, fmt in (("fid", ".2f"), ("kid", ".3g")):
+            for mode in modes:
+                vals = [r[key] for r in runs if r["fraction"] == fraction and r["mode"] == mode]
+                cells.append(mean_std(vals, fmt))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def published_table() -> str:
+    lines = ["| published (Inception FID, CIFAR-10) | 100% | 20% | 10% |", "|---|---|---|---|"]
+    for name, rows in PUBLISHED.items():
+        cells = [f"{rows[f][0]:.2f} → {rows[f][1]:.2f}" if f in rows else "-" for f in (1.0, 0.2, 0.1)]
+        lines.append(f"| {name}: baseline → DiffAugment | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def overhead_summary(runs: list[dict], aug_ms: float, batch: int) -> tuple[str, float | None]:
+    """Augmentation share of a DiffAugment step, from paired none/diffaug runs and a standalone timing."""
+    pairs = []
+    for r in runs:
+        if r["mode"] != "diffaug":
+            continue
+        base = [
+            b
+            for b in runs
+            if b["mode"] == "none" and (b["fraction"], b["seed"]) == (r["fraction"], r["seed"])
+        ]
+        if base:
+            pairs.append((base[0]["step_ms"], r["step_ms"]))
+    share = None
+    text = (
+        f"DiffAugment alone (forward + backward, batch {batch}): {aug_ms:.2f} ms per call; "
+        "a train step calls it 3 times (real and fake in the D step, fake in the G step)."
+    )
+    if pairs:
+        none_ms, da_ms = np.median([p[0] for p in pairs]), np.median([p[1] for p in pairs])
+        share = 100.0 * (da_ms - none_ms) / da_ms
+        text += (
+            f" Median step: {none_ms:.1f} ms without, {da_ms:.1f} ms with DiffAugment → augmentation is "
+            f"{share:.1f}% of the step time ({3 * aug_ms / da_ms * 100:.1f}% by the standalone timing)."
+        )
+    return text, share
+
+
+def render(report: dict) -> str:
+    """The RESULTS.md section from a ``results.json`` payload (also used by ``--render-only``)."""
+    a = report["settings"]
+    inception_note = (
+        "" if a["features"].startswith("inception") else
+        "**These classifier-feature FIDs are not comparable to Inception-FID.** "
+    )  # fmt: skip
+    overhead_text, _ = overhead_summary(report["runs"], report["augment_ms"], a["batch_size"])
+    full_grid = len(a["seeds"]) >= 2 and len(a["fractions"]) >= 4 and len(a["modes"]) >= 3
+    status = "" if full_grid else "**Preliminary (reduced configuration; the full grid was not run).** "
+    return "\n".join([
+        "## DiffAugment: FID/KID vs data fraction (Fashion-MNIST)",
+        "",
+        f"{status}`{report['command']}` — {a['arch']} G/D, {a['steps']} steps × batch {a['batch_size']}, "
+        f"seeds {a['seeds']}, policy `{a['policy']}`; adaptive = ADA rule (target 0.6) on p starting at 0. "
+        f"Scored on {a['fid_samples']} EMA-generator samples against the full {a['reference_images']}-image "
+        f"train split with {a['features']}.",
+        "",
+        results_table(report["runs"], a["fractions"], a["modes"]),
+        "",
+        f"{inception_note}The paper's figures, for the direction and size of the effect only:",
+        "",
+        published_table(),
+        "",
+        f"Augmentation overhead: {overhead_text}",
+        "",
+        f"Budget: {report['wall_seconds'] / 60:.1f} min wall on {report['device']} (shared machine: timings "
+        f"indicative). Sample grids and results.json: `{a['out']}`.",
+    ])  # fmt: skip
+
+
+def _display_path(path: Path) -> str:
+    """Repository-relative when inside the checkout, so RESULTS.md does not name a local folder."""
+    try:
+        return str(path.resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
+def run_grid(args: argparse.Namespace, command: str) -> dict:
+    """Trains and scores every (fraction, seed, mode); returns the ``results.json`` payload."""
+    import tensorflow as tf
+
+    from tinyml_kit import data
+    from tinyml_kit.diffaug.features import classifier_extractor, inception_extractor, reference_features
+    from tinyml_kit.diffaug.train import TrainConfig, augmentation_overhead, evaluate_gan, train_gan
+
+    started = time.perf_counter()
+    full = data.load(args.data, "train")
+    if args.inception_weights:
+        extractor = inception_extractor(args.inception_weights)
+    else:
+        extractor = classifier_extractor(args.data)
+    reference = reference_features(extractor, args.data, "train")
+    base = TrainConfig(
+        policy=args.policy, arch=args.arch, steps=args.steps, batch_size=args.batch_size,
+        latent_dim=args.latent_dim, width=args.width, log_every=max(args.steps // 10, 1),
+    )  # fmt: skip
+    runs: list[dict] = []
+    total = len(args.fractions) * len(args.modes) * len(args.seeds)
+    for fraction in args.fractions:
+        subset = full if fraction >= 1.0 else full.subset(fraction=fraction, seed=args.data_seed)
+        for seed in args.seeds:
+            for mode in args.modes:
+                config = replace(base, augment=mode, seed=seed)
+                run_dir = args.out / f"{args.data}_{fraction:g}_{mode}_s{seed}"
+                result = train_gan(config, subset.x, out_dir=run_dir, grid_every=0, verbose=args.verbose)
+                scores = evaluate_gan(result.gan, extractor, reference, args.fid_samples, seed=seed)
+                p_final = result.gan.augment.probability if result.gan.augment is not None else 0.0
+                runs.append({
+                    "fraction": fraction, "images": len(subset), "mode": mode, "seed": seed,
+                    "fid": scores["fid"], "kid": scores["kid"], "kid_std": scores["kid_std"],
+                    "step_ms": 1000 * result.step_seconds, "seconds": result.seconds, "p_final": p_final,
+                    "grid": str(result.samples[-1]) if result.samples else None,
+                })  # fmt: skip
+                print(
+                    f"[{len(runs)}/{total}] {fraction:>5.0%} {len(subset):>6} imgs  {mode:<8} seed {seed}: "
+                    f"FID {scores['fid']:8.3f}  KID {scores['kid']:8.4g}  "
+                    f"{1000 * result.step_seconds:6.1f} ms/step  p={p_final:.2f}  ({result.seconds:.0f} s)",
+                    flush=True,
+                )
+    aug_ms = 1000 * augmentation_overhead(args.policy, full.image_shape, args.batch_size)
+    gpus = tf.config.list_physical_devices("GPU")
+    cpu = f"{os.cpu_count()} logical CPUs, {platform.processor() or platform.machine()}"
+    settings = {
+        key: (_display_path(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
+    } | {"features": extractor.describe(), "reference_images": len(full)}
+    return {
+        "command": command,
+        "settings": settings,
+        "runs": runs,
+        "augment_ms": aug_ms,
+        "wall_seconds": time.perf_counter() - started,
+        "device": f"{len(gpus)} GPU(s) + {cpu}" if gpus else f"CPU only, {cpu}",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tinyml_kit.diffaug._io import save_text
+
+    report_path = args.out / "results.json"
+    if args.render_only:
+        report = json.loads(report_path.read_text())
+    else:
+        command = "python benchmarks/diffaug_fid.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        report = run_grid(args, command.strip())
+        save_text(report_path, json.dumps(report, indent=2) + "\n")
+    body = render(report)
+    print("\n" + body)
+    update_results_section(args.results, body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
