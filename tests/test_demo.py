@@ -85,7 +85,11 @@ def test_demo_cortex_m4_in_qemu(tmp_path):
 
 @pytest.mark.slow
 def test_qat_is_at_least_as_accurate_as_ptq_on_the_demo_task(tmp_path):
-    """Measured: int8 accuracy after one QAT epoch vs post-training quantisation of the same float model."""
+    """Measured: int8 accuracy of the demo model, post-training quantised, vs one more epoch with QAT.
+
+    Also recorded: the same extra epoch in float, then PTQ (the fair baseline; on this small CNN PTQ
+    loses almost nothing, so QAT and that baseline are within noise of each other).
+    """
     require_tool("gcc")
     _fashion_mnist_or_skip()
     from tinyml_kit.demo import DemoConfig, run_demo
@@ -93,6 +97,7 @@ def test_qat_is_at_least_as_accurate_as_ptq_on_the_demo_task(tmp_path):
     summary = run_demo(DemoConfig(epochs=3, train_size=3000, test_images=500, target="host", qat_epochs=1,
                                   out=str(tmp_path / "demo")))
     acc = summary["accuracy"]
-    print(f"float {acc['float_keras']:.3f}  PTQ int8 {acc['int8_litert']:.3f}  "
-          f"QAT int8 {acc['int8_litert_qat']:.3f}")
-    assert acc["int8_litert_qat"] >= acc["int8_litert"] - 0.005  # half a point of tolerance (500 images)
+    print(f"float {acc['float_keras']:.3f}  PTQ {acc['int8_litert']:.3f}  +1 epoch: QAT "
+          f"{acc['int8_litert_qat']:.3f}, float+PTQ {acc['int8_litert_ptq_same_epochs']:.3f}")
+    assert acc["int8_litert_qat"] >= acc["int8_litert"]
+    assert acc["int8_litert_qat"] >= acc["int8_litert_ptq_same_epochs"] - 0.02  # within noise of the baseline

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("tinyml_kit.demo", "end-to-end: train, int8-convert, compile, run the firmware in QEMU"),
     "data": ("tinyml_kit.data.cli", "inspect and prepare the embedded datasets"),
     "engine": ("tinyml_kit.engine.cli", "compile an int8 .tflite into a C firmware project, run, bench"),
+    "diffaug": ("tinyml_kit.diffaug.cli", "train data-efficient GANs with DiffAugment; FID/KID scoring"),
 }
 
 

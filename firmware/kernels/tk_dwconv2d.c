@@ -99,9 +99,9 @@ static void dwconv_single_channel(const tk_dwconv2d_params_t *p, const int8_t *i
 /* Copy input channel c into a zero-point padded plane. */
 static void stage_channel(const tk_dwconv2d_params_t *p, const int8_t *input, int32_t c, int8_t *plane) {
     const int8_t pad_value = (int8_t)(-p->input_offset);
-    const int32_t left = p->pad_left < p->padded_w ? p->pad_left : p->padded_w;
-    int32_t right_end = p->pad_left + p->in_w;
-    if (right_end > p->padded_w) right_end = p->padded_w;
+    /* pad_left < 0: the plane starts inside the input (a patch of a larger frame) */
+    const int32_t left = tk_clamp_i32(p->pad_left, 0, p->padded_w);
+    const int32_t right_end = tk_clamp_i32(p->pad_left + p->in_w, left, p->padded_w);
     for (int32_t py = 0; py < p->padded_h; ++py) {
         const int32_t iy = py - p->pad_top;
         int8_t *row = plane + (size_t)py * (size_t)p->padded_w;

@@ -16,20 +16,20 @@ def chain() -> keras.Model:
     return keras.Sequential([
         keras.Input((8, 8, 1)),
         layers.Rescaling(1 / 255.0),
-        layers.Conv2D(4, 3, padding="same"),
+        layers.Conv2D(4, 3, padding="same", name="conv"),
         layers.BatchNormalization(),
         layers.ReLU(),
-        layers.MaxPooling2D(2),
+        layers.MaxPooling2D(2, name="pool"),
         layers.Flatten(),
         layers.Dropout(0.5),
-        layers.Dense(3, activation="softmax"),
+        layers.Dense(3, activation="softmax", name="dense"),
     ])
 
 
 def test_chain_matches_hand_computation():
     est = estimate_mcu_memory(chain())
     # buffers: input 64 B, conv 8x8x4 = 256 B, pool 4x4x4 = 64 B, dense 3 B, softmax 3 B
-    assert est.step_names == ["conv2d", "max_pooling2d", "dense", "dense/softmax"]
+    assert est.step_names == ["conv", "pool", "dense", "dense/softmax"]
     sizes = sorted(b.size for b in est.problem.buffers.values())
     assert sizes == [3, 3, 64, 64, 256]
     # worst step: conv (input 64 + output 256) or pool (256 + 64); no in-place, no scratch
@@ -90,7 +90,7 @@ def test_architecture_key_follows_layers_and_weight_shapes():
     assert architecture_key(model) == key
     model.layers[-1].set_weights([w * 0 for w in model.layers[-1].get_weights()])
     assert architecture_key(model) == key  # training changes values, not the architecture
-    model.add(layers.Dense(2))
+    model.add(layers.Dense(2, name="extra"))
     assert architecture_key(model) != key
 
 

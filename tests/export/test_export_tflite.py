@@ -150,6 +150,20 @@ def test_errors_name_the_problem(trained):
         evaluate_tflite("/nonexistent/model.tflite", x, np.zeros(len(x)))
 
 
+def sine(t):
+    return keras.ops.sin(t)
+
+
+def test_ops_left_in_float_are_refused_by_name():
+    inputs = keras.Input((4,))
+    x = keras.layers.Lambda(sine)(keras.layers.Dense(4)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(x))
+    data = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    with pytest.raises(ExportError, match=r"not fully integer: SIN \(op #\d+\) run"):
+        to_tflite(model, data)
+    assert to_tflite(model, int8=False)[4:8] == b"TFL3"
+
+
 def test_tflm_verification_runs_in_a_child_process(trained):
     pytest.importorskip("tflite_micro")
     model, x, _ = trained

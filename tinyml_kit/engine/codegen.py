@@ -73,6 +73,7 @@ from tinyml_kit._paths import firmware_dir
 from tinyml_kit.engine.errors import EngineError
 from tinyml_kit.engine.ir import Graph
 from tinyml_kit.engine.lowering.base import KernelCall
+from tinyml_kit.engine.patch import PatchStage
 
 C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
            "float32": "float"}
@@ -81,6 +82,7 @@ DTYPE_CODES = {"int8": "TK_DTYPE_INT8", "uint8": "TK_DTYPE_UINT8", "int16": "TK_
 TARGET_DIRS = ("host", "cortex-m4")
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.MULTILINE)
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")
+HOST_CFLAGS = "-O3 -march=native -std=c99 -Wall -Werror"
 
 
 @dataclass
@@ -88,7 +90,7 @@ class Layout:
     """Where everything lives: the calls in execution order and their arena offsets."""
 
     graph: Graph
-    calls: list[KernelCall]  # in execution (plan) order
+    calls: list[KernelCall | PatchStage]  # in execution (plan) order
     tensor_offsets: dict[int, int]  # storage tensor index -> arena offset
     scratch_offsets: list[int | None]  # per call (same order as calls)
     inplace: list[bool]  # per call: the plan overlaps out[0] and in[0]
@@ -165,29 +167,159 @@ def check_kernel_header(call: KernelCall, header_text: str) -> None:
         )
 
 
+def render_arrays(call: KernelCall, name: str) -> str:
+    """The ``static const`` arrays of one call (named ``<name>_<field>``)."""
+    return "\n".join(c_array(f"{name}_{field}", np.asarray(arr)) for field, arr in call.arrays.items())
+
+
+def render_struct(call: KernelCall, array_prefix: str, struct_name: str, inplace: bool) -> str:
+    """The ``static const`` params struct of one call, pointing at the arrays ``<array_prefix>_<field>``."""
+    fields = [f"    .{k} = {array_prefix}_{k}," for k in call.arrays]
+    fields += [f"    .{k} = {c_literal(v)}," for k, v in call.params.items()]
+    if call.inplace_flag:
+        fields.append(f"    .{call.inplace_flag} = {1 if inplace else 0},")
+    return f"static const {call.params_type} {struct_name} = {{\n" + "\n".join(fields) + "\n};\n"
+
+
 def render_params(call: KernelCall, position: int, inplace: bool) -> str:
     """Constant arrays and the ``static const`` params struct of one call."""
     name = symbol(call, position)
     parts = [c_array(f"{name}_{field_name}", np.asarray(arr)) for field_name, arr in call.arrays.items()]
-    fields = [f"    .{k} = {name}_{k}," for k in call.arrays]
-    fields += [f"    .{k} = {c_literal(v)}," for k, v in call.params.items()]
-    if call.inplace_flag:
-        fields.append(f"    .{call.inplace_flag} = {1 if inplace else 0},")
-    parts.append(f"static const {call.params_type} {name}_params = {{\n" + "\n".join(fields) + "\n};\n")
+    parts.append(render_struct(call, name, f"{name}_params", inplace))
     return "\n".join(parts)
+
+
+def flat_calls(calls: list[KernelCall | PatchStage]) -> list[KernelCall]:
+    """Every kernel call the model makes (a patch stage contributes each patch's calls)."""
+    out: list[KernelCall] = []
+    for call in calls:
+        out += call.flat_calls() if isinstance(call, PatchStage) else [call]
+    return out
+
+
+def _stage_name(stage: PatchStage) -> str:
+    return f"stage{stage.op.index}"
+
+
+def _stage_op_inplace(stage: PatchStage, j: int) -> bool:
+    """Does op j of the stage overlap its output and input in the patch sub-plan?"""
+    if j == 0:
+        return False
+    names = {(o, i) for o, i in stage.sub_plan.overlapping}
+    n = len(stage.ops)
+    out = "patch_out" if j == n - 1 else f"t{stage.ops[j].outputs[0]}"
+    return (out, f"t{stage.ops[j - 1].outputs[0]}") in names
+
+
+def _per_patch_structs(calls: list[KernelCall], sym: str, inplace: bool, parts: list[str]) -> None:
+    """Distinct params structs of one op over the patches and a table ``<sym>_patch[k]`` of pointers."""
+    first = calls[0]
+    for call in calls[1:]:
+        same = call.arrays.keys() == first.arrays.keys() and all(
+            np.array_equal(np.asarray(call.arrays[k]), np.asarray(first.arrays[k])) for k in first.arrays)
+        if not same:
+            raise EngineError(f"{call.op.describe()}: its constant arrays differ between patches; a lowering "
+                              "must keep weights independent of the patch geometry (internal error).")
+    parts.append(render_arrays(first, sym))
+    names: dict[str, str] = {}
+    refs = []
+    for call in calls:
+        key = repr(sorted(call.params.items()))
+        if key not in names:
+            names[key] = f"{sym}_k{len(names)}_params"
+            parts.append(render_struct(call, sym, names[key], inplace))
+        refs.append(f"&{names[key]}")
+    table = ",\n    ".join(", ".join(refs[i:i + 4]) for i in range(0, len(refs), 4))
+    declaration = f"static const {first.params_type} *const {sym}_patch[{len(calls)}]"
+    parts.append(f"{declaration} = {{\n    {table}\n}};\n")
+
+
+def render_stage_constants(stage: PatchStage) -> str:
+    """Arrays (once per op), per-patch params structs and their tables for a patch stage."""
+    parts: list[str] = []
+    for j, op in enumerate(stage.ops):
+        inplace = _stage_op_inplace(stage, j)
+        _per_patch_structs([row[j] for row in stage.calls], f"op{op.index}", inplace, parts)
+    name = _stage_name(stage)
+    if stage.place_calls is not None:
+        _per_patch_structs(stage.place_calls, f"{name}_place", False, parts)
+    else:
+        offsets = ", ".join(str(o) for o in stage.out_offsets)
+        parts.append(f"static const int32_t {name}_out_offsets[{len(stage.out_offsets)}] = {{{offsets}}};\n")
+    return "\n".join(parts)
+
+
+def profile_slots(calls: list[KernelCall | PatchStage]) -> list[tuple[str, str, int]]:
+    """(op name, kernel function, MACs executed) of every profile slot, in execution order."""
+    slots = []
+    for call in calls:
+        if isinstance(call, PatchStage):
+            for j, op in enumerate(call.ops):
+                slots.append((f"{op.describe()} [patches]", call.calls[0][j].function,
+                              int(sum(row[j].macs for row in call.calls))))
+            if call.place_calls is not None:
+                slots.append((f"{call.op.describe()} place", "tk_patch_place_s8", 0))
+        else:
+            slots.append((call.op.describe(), call.function, int(call.macs)))
+    return slots
+
+
+def render_stage_call(layout: Layout, stage: PatchStage, position: int, slot: int) -> str:
+    """The loop over patches of a stage; every op's calls are profiled in slots ``slot, slot+1, ...``."""
+    base = layout.scratch_offsets[position]
+    assert base is not None
+    sub = stage.sub_plan.offsets
+    n = len(stage.ops)
+    stage_in, stage_out = layout.offset(stage.inputs[0]), layout.offset(stage.outputs[0])
+    name = _stage_name(stage)
+    rows, cols = stage.grid
+    lines = [f"    /* {_sanitize_comment(stage.op.describe())}: ops run on one patch at a time; patch "
+             f"buffers live in the stage scratch at {base} */",
+             f"    for (int32_t k = 0; k < {stage.n_patches}; ++k) {{"]
+    for j, op in enumerate(stage.ops):
+        if j == 0:
+            src = f"tk_arena + {stage_in}"
+        else:
+            src = f"tk_arena + {base + sub[f't{stage.ops[j - 1].outputs[0]}']}"
+        if j < n - 1:
+            dst = f"tk_arena + {base + sub[f't{op.outputs[0]}']}"
+        elif stage.place_calls is not None:
+            dst = f"tk_arena + {base + sub['patch_out']}"
+        else:
+            dst = f"tk_arena + {stage_out} + {name}_out_offsets[k]"
+        scratch = f"tk_arena + {base + sub[f'scratch{j}']}" if f"scratch{j}" in sub else "NULL"
+        call = stage.calls[0][j]
+        lines += [f"        /* {_sanitize_comment(op.describe())} */", "        TK_PROF_BEGIN();",
+                  "        {",
+                  f"            const void *const in[1] = {{{src}}};",
+                  f"            void *const out[1] = {{{dst}}};",
+                  f"            {call.function}(op{op.index}_patch[k], in, out, {scratch});", "        }",
+                  f"        TK_PROF_END({slot + j});"]
+    if stage.place_calls is not None:
+        lines += ["        TK_PROF_BEGIN();", "        {",
+                  f"            const void *const in[1] = {{tk_arena + {base + sub['patch_out']}}};",
+                  f"            void *const out[1] = {{tk_arena + {stage_out}}};",
+                  f"            tk_patch_place_s8({name}_place_patch[k], in, out, NULL);", "        }",
+                  f"        TK_PROF_END({slot + n});"]
+    lines.append(f"    }}  /* {rows}x{cols} patches */")
+    return "\n".join(lines)
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape) or "scalar"
 
 
-def render_call(layout: Layout, call: KernelCall, position: int) -> str:
-    """One block of ``tk_invoke``: pointer tables into the arena and the kernel call."""
+def render_call(layout: Layout, call: KernelCall, position: int, slot: int | None = None) -> str:
+    """One block of ``tk_invoke``: pointer tables into the arena and the kernel call (profiled in
+    ``slot`` when given)."""
     graph = layout.graph
     name = symbol(call, position)
     outs = ", ".join(f"{graph.tensors[t].name!r}" for t in call.outputs)
     comment = f"    /* {call.op.describe()} -> {_sanitize_comment(outs)} */"
-    lines = [comment, "    {"]
+    lines = [comment]
+    if slot is not None:
+        lines.append("    TK_PROF_BEGIN();")
+    lines.append("    {")
     in_arg, out_arg = "NULL", "NULL"
     if call.inputs:
         ptrs = ", ".join(f"tk_arena + {layout.offset(t)}" for t in call.inputs)
@@ -201,7 +333,23 @@ def render_call(layout: Layout, call: KernelCall, position: int) -> str:
     scratch_arg = "NULL" if scratch is None else f"tk_arena + {scratch}"
     lines.append(f"        {call.function}(&{name}_params, {in_arg}, {out_arg}, {scratch_arg});")
     lines.append("    }")
+    if slot is not None:
+        lines.append(f"    TK_PROF_END({slot});")
     return "\n".join(lines)
+
+
+def render_calls(layout: Layout) -> str:
+    """The body of ``tk_invoke``: every call (or patch loop) in plan order, each profiled in its slot."""
+    blocks = []
+    slot = 0
+    for position, call in enumerate(layout.calls):
+        if isinstance(call, PatchStage):
+            blocks.append(render_stage_call(layout, call, position, slot))
+            slot += len(call.ops) + (call.place_calls is not None)
+        else:
+            blocks.append(render_call(layout, call, position, slot))
+            slot += 1
+    return "\n".join(blocks)
 
 
 def _sanitize_comment(text: str) -> str:
@@ -214,19 +362,30 @@ def _io_entries(layout: Layout, indices: list[int]) -> tuple[str, str]:
     return offsets, sizes
 
 
+def _c_string(text: str) -> str:
+    return '"' + text.replace("\\", "/").replace('"', "'") + '"'
+
+
 def render_model_c(layout: Layout, headers: dict[str, str]) -> str:
     """The whole ``model.c``. ``headers`` maps kernel stems to their header text (for checks)."""
-    kernels = sorted({c.kernel for c in layout.calls})
-    for call in layout.calls:
+    flat = flat_calls(layout.calls)
+    kernels = sorted({c.kernel for c in flat})
+    for call in flat:
         check_kernel_header(call, headers[call.kernel])
     in_offsets, in_sizes = _io_entries(layout, layout.graph.inputs)
     out_offsets, out_sizes = _io_entries(layout, layout.graph.outputs)
+    constants = [render_stage_constants(c) if isinstance(c, PatchStage)
+                 else render_params(c, i, layout.inplace[i]) for i, c in enumerate(layout.calls)]
+    slots = profile_slots(layout.calls)
     values = {
         "SOURCE": _sanitize_comment(layout.source_name),
         "INCLUDES": "\n".join(f'#include "{k}.h"' for k in kernels),
         "ARENA_BYTES": str(max(layout.arena_bytes, 1)),
-        "CONSTANTS": "\n".join(render_params(c, i, layout.inplace[i]) for i, c in enumerate(layout.calls)),
-        "CALLS": "\n".join(render_call(layout, c, i) for i, c in enumerate(layout.calls)),
+        "PROFILE_SLOTS": str(len(slots)),
+        "PROFILE_NAMES": ", ".join(_c_string(name) for name, _, _ in slots),
+        "PROFILE_FUNCTIONS": ", ".join(_c_string(fn) for _, fn, _ in slots),
+        "CONSTANTS": "\n".join(constants),
+        "CALLS": render_calls(layout),
         "INPUT_OFFSETS": in_offsets,
         "INPUT_SIZES": in_sizes,
         "OUTPUT_OFFSETS": out_offsets,
@@ -275,7 +434,8 @@ def render_model_h(layout: Layout, lower_bound_bytes: int) -> str:
 
 
 def render_makefile(kernel_sources: list[str]) -> str:
-    return render_template(read_template("Makefile.in"), {"KERNEL_SOURCES": " ".join(kernel_sources)})
+    return render_template(read_template("Makefile.in"), {"KERNEL_SOURCES": " ".join(kernel_sources),
+                                                          "HOST_CFLAGS": HOST_CFLAGS})
 
 
 def read_template(name: str) -> str:
@@ -303,9 +463,10 @@ def kernel_closure(kernels: set[str]) -> list[str]:
 def project_files(layout: Layout, lower_bound_bytes: int) -> dict[str, str]:
     """Every file of the generated project, by relative path (text contents)."""
     kernel_dir = firmware_dir() / "kernels"
-    kernel_files = kernel_closure({c.kernel for c in layout.calls})
+    flat = flat_calls(layout.calls)
+    kernel_files = kernel_closure({c.kernel for c in flat})
     files = {f"kernels/{name}": (kernel_dir / name).read_text() for name in kernel_files}
-    headers = {c.kernel: files[f"kernels/{c.kernel}.h"] for c in layout.calls}
+    headers = {c.kernel: files[f"kernels/{c.kernel}.h"] for c in flat}
     files["model.c"] = render_model_c(layout, headers)
     files["model.h"] = render_model_h(layout, lower_bound_bytes)
     files["main.c"] = read_template("main.c")
@@ -318,9 +479,13 @@ def project_files(layout: Layout, lower_bound_bytes: int) -> dict[str, str]:
     return files
 
 
-def const_bytes(calls: list[KernelCall]) -> int:
-    """Bytes of constant arrays (weights, biases, multipliers) the calls put in flash."""
-    return int(sum(np.asarray(a).nbytes for c in calls for a in c.arrays.values()))
+def const_bytes(calls: list[KernelCall | PatchStage]) -> int:
+    """Bytes of constant arrays (weights, biases, multipliers) the calls put in flash (a patch stage's
+    arrays count once per op: every patch shares them)."""
+    unique: list[KernelCall] = []
+    for call in calls:
+        unique += call.calls[0] if isinstance(call, PatchStage) else [call]
+    return int(sum(np.asarray(a).nbytes for c in unique for a in c.arrays.values()))
 
 
 def write_files(root: Path, files: dict[str, str]) -> None:

@@ -1039,6 +1039,16 @@ def plan(problem: Problem, *, reorder: bool = True, exact_max_buffers: int = 14,
     return result
 
 
+def lower_bound(problem: Problem, *, align: int = ALIGN) -> int:
+    """The least arena any plan of ``problem`` in its model order can use (cheap: no placement search).
+
+    The same per-step bound :attr:`Plan.lower_bound_bytes` reports; :func:`plan` usually meets it."""
+    if align < 1:
+        raise PlanError(f"align must be >= 1 byte; got {align}.")
+    info = _analyse(problem)
+    return max(_timeline(info, list(range(info.n_steps)), align).bound, default=0)
+
+
 def greedy_tflm_like(problem: Problem, *, align: int = ALIGN) -> Plan:
     """TFLM's GreedyMemoryPlanner on the model order: no overlap rules, largest buffer first.
 

@@ -26,17 +26,28 @@ from tinyml_kit.engine.errors import BuildError, EngineError, RunError
 from tinyml_kit.engine.ir import DTYPE_SIZES, Graph
 from tinyml_kit.engine.lowering import KernelCall, lower_op
 from tinyml_kit.engine.passes import run_passes
+from tinyml_kit.engine.patch import (
+    PatchConfig,
+    PatchError,
+    PatchStage,
+    build_stage,
+    choose_stage,
+    replace_ops,
+    stage_summary,
+)
 from tinyml_kit.engine.planner import Buffer, OverlapRule, Plan, Problem, Step, check_plan, plan
 from tinyml_kit.engine.reader import read_tflite
 from tinyml_kit.errors import MissingDependencyError
 
 TARGETS = ("host", "cortex-m4")
+VARIANTS = ("default", "asan", "profile", "portable")
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 _TOOLS = {"host": ("gcc", "make"), "cortex-m4": ("arm-none-eabi-gcc", "make", "qemu-system-arm")}
 _PACKAGES = {"gcc": "gcc", "make": "make", "arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
              "qemu-system-arm": "qemu-system-arm", "arm-none-eabi-size": "binutils-arm-none-eabi"}
 _SAMPLE_LINE = re.compile(r"tk: sample (\d+) (\d+) (\w+)")
+_PROFILE_LINE = re.compile(r"^tk: profile (\{.*\})\s*$", re.MULTILINE)
 _NP_DTYPES = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "int32": np.int32,
               "float32": np.float32}
 
@@ -54,7 +65,7 @@ def lower_graph(graph: Graph) -> list[KernelCall]:
     return [lower_op(op, graph) for op in graph.ops]
 
 
-def build_problem(graph: Graph, calls: list[KernelCall]) -> Problem:
+def build_problem(graph: Graph, calls: list[KernelCall | PatchStage]) -> Problem:
     """The planner's view: storage buffers (aliases merged), one scratch buffer per call that needs
     one, and the calls' overlap rules translated to storage names."""
     buffers: dict[str, Buffer] = {}
@@ -83,7 +94,8 @@ def build_problem(graph: Graph, calls: list[KernelCall]) -> Problem:
     return Problem(buffers=buffers, steps=steps, graph_inputs=graph_inputs, graph_outputs=graph_outputs)
 
 
-def make_layout(graph: Graph, calls: list[KernelCall], arena_plan: Plan, source_name: str) -> codegen.Layout:
+def make_layout(graph: Graph, calls: list[KernelCall | PatchStage], arena_plan: Plan,
+                source_name: str) -> codegen.Layout:
     ordered = [calls[i] for i in arena_plan.order]
     positions = list(arena_plan.order)
     tensor_offsets = {int(name[1:]): off for name, off in arena_plan.offsets.items() if name.startswith("t")}
@@ -125,8 +137,19 @@ def _plan_from_json(data: dict[str, Any]) -> Plan:
     return Plan(**data)
 
 
+def _patch_config(patch: bool | PatchConfig | None) -> PatchConfig | None:
+    if patch is None or patch is False:
+        return None
+    if patch is True:
+        return PatchConfig()
+    if isinstance(patch, PatchConfig):
+        patch.validate()
+        return patch
+    raise PatchError(f"compile(patch=...) takes True, False or a PatchConfig; got {patch!r}.")
+
+
 def compile(path: str | Path, out_dir: str | Path, target: str = "host", *, reorder: bool = True,
-            plan_time_limit_s: float = 5.0) -> Project:
+            plan_time_limit_s: float = 5.0, patch: bool | PatchConfig | None = False) -> Project:
     """Compile an int8 ``.tflite`` into a C project in ``out_dir`` and return the :class:`Project`.
 
     Args:
@@ -135,18 +158,38 @@ def compile(path: str | Path, out_dir: str | Path, target: str = "host", *, reor
         target: "host" (gcc, runs natively) or "cortex-m4" (arm-none-eabi-gcc, runs on QEMU mps2-an386).
         reorder: let the planner run ops in another topological order when that lowers peak memory.
         plan_time_limit_s: time budget of the planner's searches.
+        patch: run the first stage patch by patch (MCUNetV2, see :mod:`tinyml_kit.engine.patch`):
+            True chooses the split and the grid (smallest peak within 20% extra MACs; left layer by
+            layer when patches would not lower the peak); a :class:`PatchConfig` fixes either or both.
+            The manifest's ``"patch"`` entry reports both memory regimes and the extra MACs.
     """
     if target not in TARGETS:
         raise EngineError(f"Expected target in {TARGETS}. Received: target={target!r}")
+    config = _patch_config(patch)
     path, out_dir = Path(path), Path(out_dir)
     graph = run_passes(read_tflite(path))
     if not graph.ops:
         raise EngineError(f"{path}: the model has no compute ops (only reshapes); nothing to compile.")
     calls = lower_graph(graph)
-    problem = build_problem(graph, calls)
+    steps: list[KernelCall | PatchStage] = list(calls)
+    problem = build_problem(graph, steps)
     arena_plan = plan(problem, reorder=reorder, time_limit_s=plan_time_limit_s)
     check_plan(problem, arena_plan)
-    layout = make_layout(graph, calls, arena_plan, path.name)
+    total_macs = int(sum(c.macs for c in calls))
+    patch_report: dict[str, Any] | None = None
+    if config is not None:
+        choice, reason = choose_stage(graph, calls, config, lambda s: build_problem(graph, s),
+                                      baseline_peak=arena_plan.arena_bytes, time_limit_s=plan_time_limit_s)
+        if choice is None:
+            patch_report = {"applied": False, "layer_by_layer_peak_bytes": arena_plan.arena_bytes,
+                            "reason": reason}
+        else:
+            check_plan(choice.problem, choice.plan)
+            position = choice.plan.order.index(choice.calls.index(choice.stage))
+            patch_report = stage_summary(choice.stage, choice.plan, position, total_macs,
+                                         arena_plan.arena_bytes)
+            steps, problem, arena_plan = choice.calls, choice.problem, choice.plan
+    layout = make_layout(graph, steps, arena_plan, path.name)
     files = codegen.project_files(layout, arena_plan.lower_bound_bytes)
     manifest = {
         "version": MANIFEST_VERSION,
@@ -155,17 +198,35 @@ def compile(path: str | Path, out_dir: str | Path, target: str = "host", *, reor
         "target": target,
         "peak_sram_bytes": arena_plan.arena_bytes,
         "lower_bound_bytes": arena_plan.lower_bound_bytes,
-        "const_bytes": codegen.const_bytes(calls),
-        "macs": int(sum(c.macs for c in calls)),
+        "const_bytes": codegen.const_bytes(steps),
+        "macs": total_macs,
+        "executed_macs": total_macs + (patch_report or {}).get("extra_macs", 0),
         "inputs": tensor_details(graph, graph.inputs),
         "outputs": tensor_details(graph, graph.outputs),
-        "calls": [{"op": c.op.describe(), "kernel": c.kernel, "function": c.function,
-                   "scratch_bytes": int(c.scratch_bytes), "macs": int(c.macs)} for c in layout.calls],
+        "calls": _call_entries(layout.calls),
+        "profile_slots": [{"op": name, "function": fn, "macs": macs}
+                          for name, fn, macs in codegen.profile_slots(layout.calls)],
+        "patch": patch_report,
         "plan": _plan_to_json(arena_plan),
     }
     files[MANIFEST] = json.dumps(manifest, indent=1) + "\n"
     _write_atomically(out_dir, files, model_bytes=path.read_bytes())
     return Project(out_dir, manifest, graph=graph, calls=layout.calls, arena_plan=arena_plan)
+
+
+def _call_entries(calls: list[KernelCall | PatchStage]) -> list[dict[str, Any]]:
+    entries = []
+    for c in calls:
+        if isinstance(c, PatchStage):
+            for j, op in enumerate(c.ops):
+                entries.append({"op": op.describe(), "kernel": c.calls[0][j].kernel,
+                                "function": c.calls[0][j].function,
+                                "scratch_bytes": max(row[j].scratch_bytes for row in c.calls),
+                                "macs": int(sum(row[j].macs for row in c.calls)), "patches": c.n_patches})
+        else:
+            entries.append({"op": c.op.describe(), "kernel": c.kernel, "function": c.function,
+                            "scratch_bytes": int(c.scratch_bytes), "macs": int(c.macs)})
+    return entries
 
 
 def _write_atomically(out_dir: Path, files: dict[str, str], model_bytes: bytes) -> None:
@@ -243,11 +304,33 @@ class Project:
         return self._graph
 
     @property
-    def calls(self) -> list[KernelCall]:
+    def calls(self) -> list[KernelCall | PatchStage]:
+        """The steps in execution order: kernel calls, and the :class:`PatchStage` of a patched model."""
         if self._calls is None:
-            calls = lower_graph(self.graph)
-            self._calls = [calls[i] for i in self._plan.order]
+            steps: list[KernelCall | PatchStage] = list(lower_graph(self.graph))
+            patch = self.patch
+            if patch is not None and patch.get("applied"):
+                stage = build_stage(self.graph, list(patch["positions"]), tuple(patch["grid"]))
+                steps = replace_ops(steps, stage)  # type: ignore[arg-type]
+            self._calls = [steps[i] for i in self._plan.order]
         return self._calls
+
+    @property
+    def patch(self) -> dict[str, Any] | None:
+        """The patch-based inference report (``compile(..., patch=...)``), None without patches."""
+        return self.manifest.get("patch")
+
+    @property
+    def layer_by_layer_peak_sram_bytes(self) -> int:
+        """The arena layer-by-layer execution needs (equals :attr:`peak_sram_bytes` without patches)."""
+        patch = self.patch or {}
+        return int(patch.get("layer_by_layer_peak_bytes", self.peak_sram_bytes))
+
+    @property
+    def mac_overhead(self) -> float:
+        """Extra MACs of patch-based execution, as a fraction of the model's MACs (0 without patches)."""
+        patch = self.patch or {}
+        return float(patch.get("mac_overhead", 0.0)) if patch.get("applied") else 0.0
 
     @property
     def input_details(self) -> list[dict[str, Any]]:
@@ -289,10 +372,19 @@ class Project:
 
     # --- build -------------------------------------------------------------------------------
 
-    def _binary(self, target: str, sanitize: bool) -> Path:
-        if target == "cortex-m4":
-            return self.out_dir / "build" / "cortex-m4" / "firmware.elf"
-        return self.out_dir / "build" / ("host-asan" if sanitize else "host") / "model"
+    @staticmethod
+    def _make_target(target: str, variant: str) -> str:
+        if variant not in VARIANTS:
+            raise EngineError(f"Expected variant in {VARIANTS}. Received: variant={variant!r}")
+        if variant == "asan" and target != "host":
+            raise EngineError("sanitize=True builds the host target only (ASan/UBSan need an OS).")
+        if variant == "portable" and target != "cortex-m4":
+            raise EngineError("portable=True builds the cortex-m4 target only (the host has no DSP path).")
+        return target if variant == "default" else f"{target}-{variant}"
+
+    def _binary(self, make_target: str) -> Path:
+        name = "firmware.elf" if make_target.startswith("cortex-m4") else "model"
+        return self.out_dir / "build" / make_target / name
 
     def _sources_digest(self, make_target: str) -> str:
         h = hashlib.sha256(make_target.encode())
@@ -303,15 +395,21 @@ class Project:
                 h.update(str(rel).encode() + b"\0" + path.read_bytes() + b"\0")
         return h.hexdigest()
 
-    def build(self, target: str | None = None, *, sanitize: bool = False) -> Path:
-        """Build the firmware (cached: rebuilt only when a source changed); returns the binary."""
+    def build(self, target: str | None = None, *, sanitize: bool = False, profile: bool = False,
+              portable: bool = False) -> Path:
+        """Build the firmware (cached: rebuilt only when a source changed); returns the binary.
+
+        ``sanitize``: host build with ASan/UBSan; ``profile``: per-op counters (``-DTK_PROFILE``, see
+        :meth:`profile`); ``portable``: cortex-m4 build without the DSP-extension paths (``-DTK_NO_DSP``).
+        """
         target = target or self.target
         if target not in TARGETS:
             raise EngineError(f"Expected target in {TARGETS}. Received: target={target!r}")
-        if sanitize and target != "host":
-            raise EngineError("sanitize=True builds the host target only (ASan/UBSan need an OS).")
-        make_target = "host-asan" if sanitize else target
-        binary = self._binary(target, sanitize)
+        chosen = [v for v, on in (("asan", sanitize), ("profile", profile), ("portable", portable)) if on]
+        if len(chosen) > 1:
+            raise EngineError(f"choose one build variant; got {', '.join(chosen)}.")
+        make_target = self._make_target(target, chosen[0] if chosen else "default")
+        binary = self._binary(make_target)
         stamp = binary.parent / ".tk-stamp"
         digest = self._sources_digest(make_target)
         if binary.is_file() and stamp.is_file() and stamp.read_text() == digest:
@@ -358,11 +456,49 @@ class Project:
         return self.run_many([inputs], target=target, timeout_s=timeout_s)[0]
 
     def run_many(self, samples: list[Any], *, target: str | None = None, timeout_s: float = 120.0,
-                 sanitize: bool = False, repeat: int = 1) -> list[list[np.ndarray]]:
-        """Run several samples in one process (one QEMU boot); returns one output list per sample."""
+                 sanitize: bool = False, repeat: int = 1, portable: bool = False) -> list[list[np.ndarray]]:
+        """Run several samples in one process (one QEMU boot); returns one output list per sample.
+
+        ``portable`` runs the cortex-m4 build without the DSP-extension kernels (``-DTK_NO_DSP``)."""
         target = target or self.target
+        binary = self.build(target, sanitize=sanitize, portable=portable)
+        return self._execute(binary, target, samples, timeout_s, repeat)[0]
+
+    def profile(self, samples: list[Any], *, target: str | None = None, timeout_s: float = 300.0,
+                repeat: int = 1) -> list[dict[str, Any]]:
+        """Per-op cost of an inference: builds with ``-DTK_PROFILE`` and runs ``samples``.
+
+        Returns one dict per profile slot (an op; a patch stage's ops accumulate over its patches) with
+        ``op``, ``function``, ``calls`` (kernel calls timed), ``count`` (median over samples of the
+        instructions under QEMU, or ns on the host, minus the cost of reading the counter), ``unit``,
+        and ``macs`` (the MACs the op executes; 0 for ops without multiplies)."""
+        target = target or self.target
+        binary = self.build(target, profile=True)
+        _, log = self._execute(binary, target, samples, timeout_s, repeat)
+        per_slot: dict[int, list[dict[str, Any]]] = {}
+        for match in _PROFILE_LINE.finditer(log):
+            entry = json.loads(match.group(1))
+            per_slot.setdefault(int(entry["slot"]), []).append(entry)
+        macs = self._slot_macs()
+        rows = []
+        for slot in sorted(per_slot):
+            entries = per_slot[slot]
+            first = entries[0]
+            rows.append({"slot": slot, "op": first["op"], "function": first["function"],
+                         "calls": int(first["calls"]), "unit": first["unit"],
+                         "count": float(np.median([e["count"] for e in entries])),
+                         "macs": macs[slot] if slot < len(macs) else 0})
+        if len(rows) != len(macs):
+            raise RunError(f"the profile build of {self.out_dir} reported {len(rows)} ops; expected "
+                           f"{len(macs)}:\n{log[-2000:]}")
+        return rows
+
+    def _slot_macs(self) -> list[int]:
+        return [int(slot["macs"]) for slot in self.manifest["profile_slots"]]
+
+    def _execute(self, binary: Path, target: str, samples: list[Any], timeout_s: float,
+                 repeat: int) -> tuple[list[list[np.ndarray]], str]:
         payload = b"".join(self._encode(s) for s in samples)
-        binary = self.build(target, sanitize=sanitize)
         with tempfile.TemporaryDirectory(prefix="tk-run-") as tmp:
             run_dir = Path(tmp)
             (run_dir / "input.bin").write_bytes(payload)
@@ -393,7 +529,7 @@ class Project:
             self.last_instructions = counts[-1] if counts else None
         else:
             self.last_time_ns = counts[-1] if counts else None
-        return [self._decode(data[i * per_sample:(i + 1) * per_sample]) for i in range(len(samples))]
+        return [self._decode(data[i * per_sample:(i + 1) * per_sample]) for i in range(len(samples))], log
 
 
 def _to_input_bytes(array: np.ndarray, detail: dict[str, Any]) -> bytes:
@@ -416,4 +552,5 @@ def _to_input_bytes(array: np.ndarray, detail: dict[str, Any]) -> bytes:
                    "(or float32 for a quantised input, which is quantised with its scale and zero point).")
 
 
-__all__ = ["DTYPE_SIZES", "TARGETS", "Project", "build_problem", "compile", "lower_graph", "make_layout"]
+__all__ = ["DTYPE_SIZES", "TARGETS", "PatchConfig", "Project", "build_problem", "compile", "lower_graph",
+           "make_layout"]

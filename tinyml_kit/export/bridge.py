@@ -3,8 +3,9 @@
 tensorflow-model-optimization 0.8 (quantisation-aware training) only understands tf_keras models.
 :func:`to_tf_keras` rebuilds a Keras 3 Functional or Sequential model in tf_keras from each layer's
 constructor arguments (not from serialised configs, whose formats differ between the two), then copies
-the weights. Nested models are inlined. Layers outside :data:`SUPPORTED_LAYERS` are reported together
-in one :class:`UnsupportedLayerError`.
+the weights. Nested models are inlined; ``SeparableConv2D`` becomes ``DepthwiseConv2D`` + 1x1 ``Conv2D``
+(named ``<name>_depthwise`` / ``<name>_pointwise``), which is how TFLite runs it anyway. Layers outside
+:data:`SUPPORTED_LAYERS` are reported together in one :class:`UnsupportedLayerError`.
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def to_tf_keras(model: Any, wrap: WrapFn | None = None) -> Any:
             called in the graph instead of the tf_keras layer (used to annotate layers for QAT).
 
     Returns:
-        A ``tf_keras.Model`` with the same inputs, outputs, layer names and weights.
+        A ``tf_keras.Model`` with the same inputs, outputs, layer names and weights (separable
+        convolutions split in two, see the module docstring).
     """
     _reject_unsupported(model)
     tfk = tf_keras_module()
@@ -125,23 +127,31 @@ def _reject_unsupported(model: Any) -> None:
         )
 
 
+@dataclass
+class _Rebuilt:
+    """The tf_keras layer(s) standing for one Keras 3 layer, and which source weights each one takes."""
+
+    source: Any
+    parts: list[tuple[Any, list[int]]]  # (tf_keras layer, indices into source.get_weights())
+    call: Callable[..., Any]
+
+
 class _Builder:
-    """Creates one tf_keras layer per Keras 3 layer (shared layers stay shared) and copies weights."""
+    """Creates the tf_keras layers for each Keras 3 layer (shared layers stay shared), copies weights."""
 
     def __init__(self, tfk: Any, wrap: WrapFn | None):
         self.tfk = tfk
         self.wrap = wrap
-        self.created: dict[int, tuple[Any, Any, Any]] = {}  # id(k3) -> (k3 layer, tf_keras layer, callable)
+        self.created: dict[int, _Rebuilt] = {}
         self.names: set[str] = set()
 
     def call(self, layer: Any, args: tuple, kwargs: dict, recorded: list) -> Any:
         if id(layer) not in self.created:
-            new = self._build(layer)
-            self.created[id(layer)] = (layer, new, self.wrap(layer, new) if self.wrap else new)
+            self.created[id(layer)] = self._rebuild(layer)
         kwargs = {k: v for k, v in kwargs.items() if k in ("training", "mask")}
-        return self.created[id(layer)][2](*args, **kwargs)
+        return self.created[id(layer)].call(*args, **kwargs)
 
-    def _build(self, layer: Any) -> Any:
+    def _rebuild(self, layer: Any) -> _Rebuilt:
         class_name = keras3_class_name(layer)
         mapping = SUPPORTED_LAYERS[class_name]
         config = layer.get_config()
@@ -152,13 +162,45 @@ class _Builder:
                 "the bridge maps built-in activations only (relu, relu6, sigmoid, softmax, swish, ...)."
             )
         kwargs.update(self._regularizers(layer))
-        kwargs["name"] = self._unique(layer.name)
         kwargs["trainable"] = layer.trainable
+        if class_name == "SeparableConv2D":
+            return self._separable(layer, kwargs)
+        new = self._make(layer, class_name, kwargs, self._unique(layer.name))
+        wrapped = self.wrap(layer, new) if self.wrap else new
+        return _Rebuilt(layer, [(new, list(range(len(layer.weights))))], wrapped)
+
+    def _separable(self, layer: Any, kwargs: dict[str, Any]) -> _Rebuilt:
+        """SeparableConv2D as DepthwiseConv2D + 1x1 Conv2D, as TFLite runs it.
+
+        tfmot would split it itself, but names its new layers automatically ("conv2d"...), which
+        clashes with the model's own layer names when it copies weights.
+        """
+        common = {k: kwargs[k] for k in ("data_format", "trainable") if k in kwargs}
+        depthwise = self._make(layer, "DepthwiseConv2D", {
+            **common, "kernel_size": kwargs["kernel_size"], "strides": kwargs["strides"],
+            "padding": kwargs["padding"], "depth_multiplier": kwargs["depth_multiplier"],
+            "dilation_rate": kwargs["dilation_rate"], "use_bias": False,
+            "depthwise_regularizer": kwargs.get("depthwise_regularizer")},
+            self._unique(f"{layer.name}_depthwise"))
+        pointwise = self._make(layer, "Conv2D", {
+            **common, "filters": kwargs["filters"], "kernel_size": 1, "activation": kwargs["activation"],
+            "use_bias": kwargs["use_bias"], "kernel_regularizer": kwargs.get("pointwise_regularizer"),
+            "bias_regularizer": kwargs.get("bias_regularizer")}, self._unique(f"{layer.name}_pointwise"))
+        first = self.wrap(layer, depthwise) if self.wrap else depthwise
+        second = self.wrap(layer, pointwise) if self.wrap else pointwise
+
+        def call(x: Any, **call_kwargs: Any) -> Any:
+            return second(first(x, **call_kwargs), **call_kwargs)
+
+        bias = [2] if kwargs["use_bias"] else []
+        return _Rebuilt(layer, [(depthwise, [0]), (pointwise, [1, *bias])], call)
+
+    def _make(self, layer: Any, class_name: str, kwargs: dict[str, Any], name: str) -> Any:
         try:
-            return getattr(self.tfk.layers, class_name)(**kwargs)
+            return getattr(self.tfk.layers, class_name)(name=name, **kwargs)
         except (TypeError, ValueError) as exc:
             raise ExportError(
-                f"cannot rebuild layer '{layer.name}' ({class_name}) in tf_keras: {exc}"
+                f"cannot rebuild layer '{layer.name}' ({type(layer).__name__}) in tf_keras: {exc}"
             ) from exc
 
     def _regularizers(self, layer: Any) -> dict[str, Any]:
@@ -188,15 +230,16 @@ class _Builder:
         return candidate
 
     def copy_weights(self) -> None:
-        for layer, new, _ in self.created.values():
-            source = layer.get_weights()
-            target = new.get_weights()
-            shapes = [w.shape for w in source], [w.shape for w in target]
-            if shapes[0] != shapes[1]:
-                raise ExportError(f"layer '{layer.name}': Keras 3 weights {shapes[0]} do not match the "
-                                  f"rebuilt tf_keras layer's {shapes[1]}.")
-            if source:
-                new.set_weights(source)
+        for rebuilt in self.created.values():
+            source = rebuilt.source.get_weights()
+            for new, indices in rebuilt.parts:
+                weights = [source[i] for i in indices]
+                shapes = [w.shape for w in weights], [w.shape for w in new.get_weights()]
+                if shapes[0] != shapes[1]:
+                    raise ExportError(f"layer '{rebuilt.source.name}': Keras 3 weights {shapes[0]} do not "
+                                      f"match the rebuilt tf_keras layer's {shapes[1]}.")
+                if weights:
+                    new.set_weights(weights)
 
 
 def _tf_keras_input(tfk: Any, tensor: Any, index: int) -> Any:

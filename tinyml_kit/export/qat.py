@@ -20,7 +20,6 @@ from tinyml_kit.export.bridge import keras3_class_name, tf_keras_module, to_tf_k
 from tinyml_kit.export.errors import ExportError, UnsupportedLayerError
 from tinyml_kit.export.representative import collect_samples
 
-
 # Layers tfmot's default 8-bit registry has no rule for, but which TFLite runs in int8 with their own
 # output scale (MUL, SUB, MAXIMUM...): they get fake quantisation on their output only.
 OUTPUT_ONLY_LAYERS = frozenset({"Rescaling", "Multiply", "Subtract", "Average", "Maximum"})

@@ -64,7 +64,7 @@ def to_tflite(model: Any, representative_data: Any = None, int8: bool = True, io
 
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         flatbuffer = run_converter(converter, int8=int8, io=io, samples=samples, what=f"model '{model.name}'")
-    return finish(flatbuffer, path, verify=verify, verify_tflm=verify_tflm)
+    return finish(flatbuffer, path, verify=verify, verify_tflm=verify_tflm, int8=int8)
 
 
 def run_converter(converter: Any, *, int8: bool, io: str | None, samples: Sequence[list[np.ndarray]] | None,
@@ -81,11 +81,13 @@ def run_converter(converter: Any, *, int8: bool, io: str | None, samples: Sequen
         if io == "int8":
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
+    log: list[str] = []
     try:
-        with captured_native_stderr(), quiet_tf_logging():  # the converter logs to fd 2 and to Python
+        with captured_native_stderr() as log, quiet_tf_logging():  # the converter logs to fd 2 and Python
             return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError, RuntimeError, ValueError...
         lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+        lines += [ln for ln in "".join(log).splitlines() if "error" in ln.lower()]
         fallback = lines[-1] if lines else type(exc).__name__
         reason = next((ln.strip() for ln in lines if "error:" in ln), fallback)
         hint = (" Layers TFLite cannot quantise must be replaced (see the op named above), or use int8=False."
@@ -93,9 +95,11 @@ def run_converter(converter: Any, *, int8: bool, io: str | None, samples: Sequen
         raise ExportError(f"TFLite conversion of {what} failed: {reason}.{hint}") from exc
 
 
-def finish(flatbuffer: bytes, path: str | os.PathLike | None, *, verify: bool, verify_tflm: bool
-           ) -> bytes | Path:
+def finish(flatbuffer: bytes, path: str | os.PathLike | None, *, verify: bool, verify_tflm: bool,
+           int8: bool = True) -> bytes | Path:
     """Verify the flatbuffer (LiteRT, optionally TFLM) and return it or write it atomically."""
+    if int8:
+        check_fully_integer(flatbuffer)
     if verify:
         verify_litert(flatbuffer)
     if verify_tflm:
@@ -103,6 +107,36 @@ def finish(flatbuffer: bytes, path: str | os.PathLike | None, *, verify: bool, v
     if path is None:
         return flatbuffer
     return atomic_write_bytes(path, flatbuffer)
+
+
+def check_fully_integer(flatbuffer: bytes) -> None:
+    """Raise ExportError when an op computes in float (the converter silently keeps ops it cannot
+    quantise in float32 between DEQUANTIZE/QUANTIZE, even with ``TFLITE_BUILTINS_INT8``).
+
+    Allowed float tensors: a float model input feeding QUANTIZE and a DEQUANTIZE producing a model
+    output (``io="float32"``).
+    """
+    from tinyml_kit.export.litert import load_interpreter
+
+    interpreter = load_interpreter(flatbuffer)
+    dtypes = {d["index"]: np.dtype(d["dtype"]) for d in interpreter.get_tensor_details()}
+    graph_outputs = {d["index"] for d in interpreter.get_output_details()}
+    floating = []
+    for op in interpreter._get_ops_details():
+        outputs = [t for t in op["outputs"] if t >= 0]
+        if not any(np.issubdtype(dtypes[t], np.floating) for t in outputs):
+            continue
+        if op["op_name"] == "DEQUANTIZE" and set(outputs) <= graph_outputs:
+            continue
+        floating.append((op["op_name"], f"{op['op_name']} (op #{op['index']})"))
+    compute = [label for name, label in floating if name not in ("QUANTIZE", "DEQUANTIZE")]
+    floating = compute or [label for _, label in floating]
+    if floating:
+        raise ExportError(
+            f"the converted model is not fully integer: {', '.join(floating)} run(s) in float32 "
+            "because TFLite has no int8 kernel for them. Replace the layer(s) that produce these ops "
+            "(e.g. a Lambda with keras.ops.sin), or convert with int8=False for a float model."
+        )
 
 
 def verify_litert(flatbuffer: bytes) -> None:

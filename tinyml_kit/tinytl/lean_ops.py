@@ -37,7 +37,11 @@ def _sum_to_channels(dy: tf.Tensor) -> tf.Tensor:
 def _with_optional_bias(forward: Any, backward_x: Any, x: tf.Tensor, weight: tf.Tensor,
                         bias: tf.Tensor | None) -> tf.Tensor:
     """Wrap ``forward(x, weight) [+ bias]`` in a custom gradient whose backward is ``backward_x``."""
-    shape = tf.shape(x)
+    shape = tf.shape(x)  # computed before ``forward`` (control dependency): ``x`` is freed early
+
+    def run(x: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
+        with tf.control_dependencies([shape]):
+            return forward(x, weight)
 
     if bias is None:
 
@@ -46,7 +50,7 @@ def _with_optional_bias(forward: Any, backward_x: Any, x: tf.Tensor, weight: tf.
             def grad(dy: tf.Tensor) -> tuple:
                 return backward_x(shape, weight, dy), None
 
-            return forward(x, weight), grad
+            return run(x, weight), grad
 
         return op(x, weight)
 
@@ -55,7 +59,7 @@ def _with_optional_bias(forward: Any, backward_x: Any, x: tf.Tensor, weight: tf.
         def grad(dy: tf.Tensor) -> tuple:
             return backward_x(shape, weight, dy), None, _sum_to_channels(dy)
 
-        return tf.nn.bias_add(forward(x, weight), bias), grad
+        return tf.nn.bias_add(run(x, weight), bias), grad
 
     return op_bias(x, weight, bias)
 
@@ -159,17 +163,18 @@ def masked_relu(x: tf.Tensor, max_value: float | None = None) -> tf.Tensor:
 
     @tf.custom_gradient
     def op(x: tf.Tensor) -> tuple:
-        if max_value is None:
-            y = tf.nn.relu(x)
-            mask = x > 0
-        else:
-            y = tf.minimum(tf.nn.relu(x), tf.cast(max_value, x.dtype))
-            mask = tf.logical_and(x > 0, x < tf.cast(max_value, x.dtype))
+        top = None if max_value is None else tf.cast(max_value, x.dtype)
+        mask = x > 0 if top is None else tf.logical_and(x > 0, x < top)
         shape = tf.shape(x)
         packed = pack_bits(mask)
+        # The output waits for the mask, so graph executors free ``x`` right after this op
+        # instead of keeping it until an arbitrarily late schedule computes the mask.
+        with tf.control_dependencies([packed, shape]):
+            y = tf.nn.relu(x) if top is None else tf.minimum(tf.nn.relu(x), top)
 
         def grad(dy: tf.Tensor) -> tf.Tensor:
-            return tf.where(unpack_bits(packed, shape), dy, tf.zeros_like(dy))
+            # a scalar zero: ``zeros_like(dy)`` would be constant-folded into a resident buffer
+            return tf.where(unpack_bits(packed, shape), dy, tf.constant(0, dy.dtype))
 
         return y, grad
 
@@ -183,6 +188,8 @@ def resize_bilinear(x: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     @tf.custom_gradient
     def op(x: tf.Tensor) -> tuple:
         shape, dtype = tf.shape(x), x.dtype  # the closure below must not capture ``x`` itself
+        with tf.control_dependencies([shape]):
+            x = tf.identity(x)
 
         def grad(dy: tf.Tensor) -> tf.Tensor:
             like = tf.zeros(shape, dtype)  # ResizeBilinearGrad reads only its shape and dtype

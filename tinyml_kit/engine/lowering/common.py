@@ -131,8 +131,18 @@ class Window:
 
 def window_geometry(graph: Graph, op: Op, in_hw: tuple[int, int], out_hw: tuple[int, int],
                     k_hw: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> Window:
-    """TFLite padding of a conv/pool op, including a PAD folded in by passes.fuse_pad."""
+    """TFLite padding of a conv/pool op, including a PAD folded in by passes.fuse_pad.
+
+    An op lowered for one patch of a patch stage (``tinyml_kit.engine.patch``) carries
+    ``op.attrs["patch_pads"] = (top, left)``: the padding that makes the local input and output regions
+    line up exactly as in the full frame (negative when the input is the whole frame and the patch
+    starts inside it); then no consistency check against the op's own padding applies."""
     stride_h, stride_w = int(op.options.get("stride_h", 1)), int(op.options.get("stride_w", 1))
+    if "patch_pads" in op.attrs:
+        top, left = (int(v) for v in op.attrs["patch_pads"])
+        return Window(in_h=in_hw[0], in_w=in_hw[1], out_h=out_hw[0], out_w=out_hw[1], k_h=k_hw[0],
+                      k_w=k_hw[1], stride_h=stride_h, stride_w=stride_w, dilation_h=dilation[0],
+                      dilation_w=dilation[1], pad_top=top, pad_left=left)
     padding = op.options.get("padding", "VALID")
     top, bottom, left, right = op.attrs.get("extra_padding", (0, 0, 0, 0))
     in_h, in_w = in_hw

@@ -1,4 +1,10 @@
-"""CONV_2D -> ``tk_conv2d_s8`` (any kernel size, stride, dilation, padding, groups; per-channel)."""
+"""CONV_2D -> a kernel chosen at compile time from the layer's geometry and quantisation.
+
+* ``tk_conv2d_1x1_s8``: pointwise (1x1, stride 1, no padding) as an int8 GEMM;
+* ``tk_conv2d_gemm_s8``: any other kernel size, stride, dilation and padding (groups 1) as im2col + GEMM;
+* ``tk_conv2d_s8``: grouped convolutions, and layers whose requantisation the fast kernels cannot
+  reproduce exactly (a left shift, see ``lowering/fastrq.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from tinyml_kit.engine.errors import UnsupportedOpError
 from tinyml_kit.engine.ir import Graph, Op
 from tinyml_kit.engine.lowering.base import KernelCall, Overlap, register_lowering
 from tinyml_kit.engine.lowering.common import (
+    Window,
     activation,
     clamp_range,
     constant,
@@ -18,6 +25,7 @@ from tinyml_kit.engine.lowering.common import (
     window_geometry,
     window_max_shift,
 )
+from tinyml_kit.engine.lowering.fastrq import gemm_arrays
 from tinyml_kit.engine.quant import per_channel_multipliers
 
 
@@ -75,6 +83,32 @@ def lower_conv2d(op: Op, graph: Graph) -> KernelCall:
     filters = np.asarray(weights.data, dtype=np.int8)
     bias = folded_bias(graph, op, bias_values(graph, op, 2, out_c), filters, -in_zp)
     act_min, act_max = clamp_range(op)
+    macs = out_h * out_w * out_c * k_h * k_w * group_in
+    overlap = Overlap(output=out.index, input=inp.index,
+                      max_shift=window_max_shift(win, in_c, out_c, staged=True))
+    fast = gemm_arrays(filters.reshape(out_c, -1), bias, multiplier, shift, out_zp) if groups == 1 else None
+    if fast is not None:
+        arrays, k4 = fast
+        if is_pointwise(win):
+            return KernelCall(
+                op=op, kernel="tk_conv2d_1x1", function="tk_conv2d_1x1_s8",
+                params_type="tk_conv2d_1x1_params_t",
+                params={"pixels": out_h * out_w, "in_c": in_c, "out_c": out_c, "k4": k4,
+                        "act_min": act_min, "act_max": act_max},
+                arrays=arrays, inputs=[inp.index], outputs=[out.index], scratch_bytes=4 * k4,
+                overlaps=[overlap], macs=macs)
+        return KernelCall(
+            op=op, kernel="tk_conv2d_gemm", function="tk_conv2d_gemm_s8",
+            params_type="tk_conv2d_gemm_params_t",
+            params={
+                "in_h": in_h, "in_w": in_w, "in_c": in_c, "out_h": out_h, "out_w": out_w, "out_c": out_c,
+                "k_h": k_h, "k_w": k_w, "stride_h": win.stride_h, "stride_w": win.stride_w,
+                "dilation_h": win.dilation_h, "dilation_w": win.dilation_w,
+                "pad_top": win.pad_top, "pad_left": win.pad_left, "input_zero_point": in_zp, "k4": k4,
+                "act_min": act_min, "act_max": act_max,
+            },
+            arrays=arrays, inputs=[inp.index], outputs=[out.index], scratch_bytes=4 * k4,
+            overlaps=[overlap], macs=macs)
 
     return KernelCall(
         op=op, kernel="tk_conv2d", function="tk_conv2d_s8", params_type="tk_conv2d_params_t",
@@ -88,7 +122,12 @@ def lower_conv2d(op: Op, graph: Graph) -> KernelCall:
         arrays={"filter": filters.reshape(-1), "bias": bias, "multiplier": multiplier, "shift": shift},
         inputs=[inp.index], outputs=[out.index],
         scratch_bytes=2 * k_h * k_w * in_c,
-        overlaps=[Overlap(output=out.index, input=inp.index,
-                          max_shift=window_max_shift(win, in_c, out_c, staged=True))],
-        macs=out_h * out_w * out_c * k_h * k_w * group_in,
+        overlaps=[overlap],
+        macs=macs,
     )
+
+
+def is_pointwise(win: Window) -> bool:
+    """A 1x1, stride-1, unpadded window over the whole frame: output pixel i reads input pixel i."""
+    return (win.k_h == win.k_w == 1 and win.stride_h == win.stride_w == 1 and win.pad_top == win.pad_left == 0
+            and (win.in_h, win.in_w) == (win.out_h, win.out_w))

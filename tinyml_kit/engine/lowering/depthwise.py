@@ -1,4 +1,11 @@
-"""DEPTHWISE_CONV_2D -> ``tk_dwconv2d_s8`` (any depth multiplier; in-place channel-wise variant)."""
+"""DEPTHWISE_CONV_2D -> a kernel chosen at compile time from the layer's geometry and quantisation.
+
+* one input channel (a first layer): ``tk_conv2d_gemm_s8`` (it is a convolution with in_c = 1);
+* depth multiplier 1, square 3x3/5x5/7x7 kernels, stride 1 or 2, no dilation: ``tk_dwconv2d_ch_s8``
+  (channel by channel, SIMD over pairs of taps, in place at shift 0);
+* everything else, and layers whose requantisation the fast kernels cannot reproduce exactly
+  (``lowering/fastrq.py``): ``tk_dwconv2d_s8`` (any depth multiplier; in-place channel-wise variant).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from tinyml_kit.engine.lowering.common import (
     window_max_shift,
 )
 from tinyml_kit.engine.lowering.conv import bias_values, filter_scales
+from tinyml_kit.engine.lowering.fastrq import acc_bound, fast_requant, gemm_arrays, pack_depthwise_filter
 from tinyml_kit.engine.quant import per_channel_multipliers
 
 
@@ -57,6 +65,42 @@ def lower_depthwise_conv2d(op: Op, graph: Graph) -> KernelCall:
 
     padded_h = (out_h - 1) * win.stride_h + (k_h - 1) * win.dilation_h + 1
     padded_w = (out_w - 1) * win.stride_w + (k_w - 1) * win.dilation_w + 1
+    macs = out_h * out_w * out_c * k_h * k_w
+    folded = folded_bias(graph, op, bias, per_channel_taps, -in_zp)
+    if in_c == 1:  # a convolution with one input channel: im2col + GEMM over the out_c filters
+        fast = gemm_arrays(per_channel_taps, folded, multiplier, shift, out_zp)
+        if fast is not None:
+            arrays, k4 = fast
+            return KernelCall(
+                op=op, kernel="tk_conv2d_gemm", function="tk_conv2d_gemm_s8",
+                params_type="tk_conv2d_gemm_params_t",
+                params={"in_h": in_h, "in_w": in_w, "in_c": 1, "out_h": out_h, "out_w": out_w, "out_c": out_c,
+                        "k_h": k_h, "k_w": k_w, "stride_h": win.stride_h, "stride_w": win.stride_w,
+                        "dilation_h": win.dilation_h, "dilation_w": win.dilation_w,
+                        "pad_top": win.pad_top, "pad_left": win.pad_left, "input_zero_point": in_zp,
+                        "k4": k4, "act_min": act_min, "act_max": act_max},
+                arrays=arrays, inputs=[inp.index], outputs=[out.index], scratch_bytes=4 * k4,
+                overlaps=[Overlap(output=out.index, input=inp.index,
+                                  max_shift=window_max_shift(win, in_c, out_c, staged=True))],
+                macs=macs)
+    channelwise = (multiplier_m == 1 and k_h == k_w and k_w in (3, 5, 7) and win.stride_h == win.stride_w
+                   and win.stride_w in (1, 2) and win.dilation_h == win.dilation_w == 1)
+    rq = fast_requant(multiplier, shift, out_zp, acc_bound(folded, per_channel_taps)) if channelwise else None
+    if rq is not None:
+        taps = filters.reshape(k_h, k_w, out_c).transpose(2, 0, 1)
+        arrays = {"filter2": pack_depthwise_filter(taps),
+                  "bias2": (2 * folded.astype(np.int64)).astype(np.int32), **rq}
+        return KernelCall(
+            op=op, kernel="tk_dwconv2d_ch", function="tk_dwconv2d_ch_s8",
+            params_type="tk_dwconv2d_ch_params_t",
+            params={"in_h": in_h, "in_w": in_w, "channels": in_c, "out_h": out_h, "out_w": out_w,
+                    "k_h": k_h, "k_w": k_w, "stride_h": win.stride_h, "stride_w": win.stride_w,
+                    "dilation_h": win.dilation_h, "pad_top": win.pad_top, "pad_left": win.pad_left,
+                    "padded_h": padded_h, "padded_w": padded_w, "pad_value": in_zp,
+                    "act_min": act_min, "act_max": act_max},
+            arrays=arrays, inputs=[inp.index], outputs=[out.index],
+            scratch_bytes=(padded_h * padded_w + 8 + 3) // 4 * 4,
+            overlaps=[Overlap(output=out.index, input=inp.index, exact=(0,))], macs=macs)
     # depth multiplier 1: channel by channel through a padded plane in scratch, in place at shift 0
     # (never worse than a raster overlap, since the plane is allocated anyway); otherwise raster order.
     if multiplier_m == 1:
@@ -65,7 +109,7 @@ def lower_depthwise_conv2d(op: Op, graph: Graph) -> KernelCall:
         overlap = Overlap(output=out.index, input=inp.index,
                           max_shift=window_max_shift(win, in_c, out_c, staged=False))
     arrays = {"filter": filters.reshape(-1), "bias": bias,
-              "bias_folded": folded_bias(graph, op, bias, per_channel_taps, -in_zp),
+              "bias_folded": folded,
               "multiplier": multiplier, "shift": shift}
     single_channel = in_c == 1 and multiplier_m > 1 and k_w >= 4  # rows long enough for 4-wide dots
     if single_channel:  # one input channel: per-channel filter rows for dot products
@@ -87,5 +131,5 @@ def lower_depthwise_conv2d(op: Op, graph: Graph) -> KernelCall:
         scratch_bytes=(padded_h * padded_w + 3) // 4 * 4 + 4 * out_w if multiplier_m == 1
         else (0 if single_channel else 4 * out_c),
         overlaps=[overlap],
-        macs=out_h * out_w * out_c * k_h * k_w,
+        macs=macs,
     )

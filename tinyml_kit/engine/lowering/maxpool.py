@@ -37,14 +37,18 @@ def lower_max_pool(op: Op, graph: Graph) -> KernelCall:
     stride_h, stride_w = int(opts.get("stride_h", 1)), int(opts.get("stride_w", 1))
     filter_h, filter_w = int(opts.get("filter_height", 1)), int(opts.get("filter_width", 1))
     n, in_h, in_w, c = x.shape
-    out_h = tflite_out_size(padding, in_h, filter_h, stride_h, 1)
-    out_w = tflite_out_size(padding, in_w, filter_w, stride_w, 1)
-    if (n, out_h, out_w, c) != tuple(y.shape):
-        raise unsupported(op, graph, f"has output shape {y.shape} but {padding} pooling of {x.shape} "
-                          f"with a {filter_h}x{filter_w} window and stride {stride_h}x{stride_w} gives "
-                          f"{(n, out_h, out_w, c)}", "Check the model; it looks malformed.")
-    pad_h = tflite_padding(stride_h, 1, in_h, filter_h, out_h)
-    pad_w = tflite_padding(stride_w, 1, in_w, filter_w, out_w)
+    if "patch_pads" in op.attrs:  # one patch of a patch stage: local geometry given by the stage
+        out_h, out_w = int(y.shape[1]), int(y.shape[2])
+        pad_h, pad_w = (int(v) for v in op.attrs["patch_pads"])
+    else:
+        out_h = tflite_out_size(padding, in_h, filter_h, stride_h, 1)
+        out_w = tflite_out_size(padding, in_w, filter_w, stride_w, 1)
+        if (n, out_h, out_w, c) != tuple(y.shape):
+            raise unsupported(op, graph, f"has output shape {y.shape} but {padding} pooling of {x.shape} "
+                              f"with a {filter_h}x{filter_w} window and stride {stride_h}x{stride_w} gives "
+                              f"{(n, out_h, out_w, c)}", "Check the model; it looks malformed.")
+        pad_h = tflite_padding(stride_h, 1, in_h, filter_h, out_h)
+        pad_w = tflite_padding(stride_w, 1, in_w, filter_w, out_w)
     act_min, act_max = activation_bounds(op, graph, y)
 
     call = KernelCall(op=op, kernel="tk_maxpool", function="tk_maxpool_s8", params_type="tk_maxpool_params_t",

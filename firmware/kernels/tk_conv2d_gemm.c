@@ -1,0 +1,80 @@
+/* tinyml-kit kernel: convolution as im2col + int8 GEMM (see tk_conv2d_gemm.h), bit-exact with TFLite's
+ * reference ConvPerChannel / DepthwiseConvPerChannel (one input channel). */
+#include "tk_conv2d_gemm.h"
+
+#include <stddef.h>
+
+#include "tk_common.h"
+#include "tk_gemm.h"
+
+/* The receptive field of a pixel with one to three input channels (first layers), value by value. */
+static void gather_few(const tk_conv2d_gemm_params_t *p, const int8_t *input, int32_t y0, int32_t x0,
+                       int16_t *cols, int32_t pixel) {
+    const int32_t c = p->in_c;
+    const int16_t pad = (int16_t)(2 * p->input_zero_point);
+    int32_t k = 0;
+    for (int32_t ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = y0 + ky * p->dilation_h;
+        const int row_inside = iy >= 0 && iy < p->in_h;
+        const int8_t *row = input + (size_t)(row_inside ? iy : 0) * (size_t)p->in_w * (size_t)c;
+        for (int32_t kx = 0; kx < p->k_w; ++kx) {
+            const int32_t ix = x0 + kx * p->dilation_w;
+            const int8_t *src = row + (size_t)ix * (size_t)c;
+            const int inside = row_inside && ix >= 0 && ix < p->in_w;
+            for (int32_t ch = 0; ch < c; ++ch, ++k) cols[TK_COL(pixel, k)] = inside ? (int16_t)(2 * src[ch]) : pad;
+        }
+    }
+}
+
+/* The receptive field of output pixel (oy, ox) into a column. */
+static void gather(const tk_conv2d_gemm_params_t *p, const int8_t *input, int32_t oy, int32_t ox, int16_t *cols,
+                   int32_t pixel) {
+    const int32_t y0 = oy * p->stride_h - p->pad_top;
+    const int32_t x0 = ox * p->stride_w - p->pad_left;
+    const int32_t c = p->in_c;
+    if (c < 4) {
+        gather_few(p, input, y0, x0, cols, pixel);
+        return;
+    }
+    int32_t k = 0;
+    for (int32_t ky = 0; ky < p->k_h; ++ky) {
+        const int32_t iy = y0 + ky * p->dilation_h;
+        if (iy < 0 || iy >= p->in_h) {
+            tk_cols_fill(cols, pixel, k, p->input_zero_point, p->k_w * c);
+            k += p->k_w * c;
+            continue;
+        }
+        const int8_t *row = input + (size_t)iy * (size_t)p->in_w * (size_t)c;
+        for (int32_t kx = 0; kx < p->k_w; ++kx, k += c) {
+            const int32_t ix = x0 + kx * p->dilation_w;
+            if (ix >= 0 && ix < p->in_w) {
+                tk_cols_put(cols, pixel, k, row + (size_t)ix * (size_t)c, c);
+            } else {
+                tk_cols_fill(cols, pixel, k, p->input_zero_point, c);
+            }
+        }
+    }
+}
+
+void tk_conv2d_gemm_s8(const tk_conv2d_gemm_params_t *p, const void *const *in, void *const *out, void *scratch) {
+    const int8_t *input = (const int8_t *)in[0];
+    int8_t *output = (int8_t *)out[0];
+    int16_t *cols = (int16_t *)scratch;
+    const tk_gemm_t g = {p->filter, p->rq, p->out_c, p->k4, p->act_min, p->act_max};
+    tk_cols_zero_tail(cols, p->k_h * p->k_w * p->in_c, p->k4);
+    const int32_t pixels = p->out_h * p->out_w;
+    const size_t out_c = (size_t)p->out_c;
+    int32_t oy = 0, ox = 0;
+    for (int32_t px = 0; px < pixels; px += 2) {
+        gather(p, input, oy, ox, cols, 0);
+        int8_t *dst = output + (size_t)px * out_c;
+        if (++ox == p->out_w) ox = 0, ++oy;
+        if (px + 1 < pixels) {
+            gather(p, input, oy, ox, cols, 1);
+            if (++ox == p->out_w) ox = 0, ++oy;
+            tk_gemm_cols(&g, cols, dst, dst + out_c);
+        } else {
+            tk_gemm_cols(&g, cols, dst, NULL);
+        }
+    }
+}
