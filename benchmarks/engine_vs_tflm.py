@@ -1,11 +1,12 @@
 """Engine benchmark: tinyml-kit's compiled firmware against TensorFlow Lite Micro on the same int8 models.
 
-Per model: TFLM's arena (RecordingMicroAllocator total, pip host build), our planned peak SRAM, the
-planner's lower bound, ours/TFLM, the arena TFLM's greedy planner would give *our* buffers (so the
-planner's own gain shows apart from TFLM's persistent structures), flash, bit-exactness against TFLM on
-random inputs, host latency ratio (TFLM reference kernels / our kernels, both timed inside their own
-process, see ``tinyml_kit.engine.bench``), instructions per inference under QEMU (Cortex-M4, mps2-an386,
-``-icount``) and MACs per instruction.
+Per model: TFLM's arena (RecordingMicroAllocator total, pip host build), our planned peak SRAM layer by
+layer and patch by patch (MCUNetV2-style first stage, with its extra MACs), the planner's lower bound,
+ours/TFLM, the arena TFLM's greedy planner would give *our* buffers (so the planner's own gain shows apart
+from TFLM's persistent structures), flash, bit-exactness against TFLM on random inputs (both builds), host
+latency ratio (TFLM reference kernels / our kernels, both timed inside their own process, see
+``tinyml_kit.engine.bench``), instructions per inference under QEMU (Cortex-M4, mps2-an386, ``-icount``),
+MACs per instruction overall and per kernel (measured per op with the profile build).
 
 Models: the three TFLM reference models from ../shared/models (when present) and three generated
 networks (``tinyml_kit.engine.modelgen``: MobileNetV2-0.35 96x96, an MCUNet-style net, a ResNet-style
@@ -15,8 +16,10 @@ net; random weights with recalibrated BatchNorm, converted to int8 by TensorFlow
     python benchmarks/engine_vs_tflm.py --models a.tflite --target host --inputs 5
 
 Writes its section of benchmarks/RESULTS.md (between ``<!-- engine:begin -->`` and ``<!-- engine:end -->``;
-other sections untouched), ``<out>/results.json`` and ``<out>/<model>_live_memory.png`` (live arena bytes
-per op: our plan vs TFLM's greedy planner on the same buffers).
+other sections untouched), ``engine_peak_sram.png`` beside it (peak SRAM per model: TFLM, ours layer by
+layer, ours patch by patch), ``engine_<model>_memory.png`` beside it for person_detect (arena in use per
+op, the three regimes), ``<out>/results.json`` and ``<out>/<model>_live_memory.png`` (the same per-op plot
+for every model).
 """
 
 from __future__ import annotations
@@ -87,18 +90,29 @@ def model_label(path: Path) -> str:
 
 
 def live_memory_plot(project_dir: Path, png: Path) -> dict[str, int]:
-    """Plot our plan against TFLM's greedy planner on the same buffers; returns both arena sizes."""
+    """Plot the arena in use per op: TFLM's greedy planner on our buffers, our plan layer by layer and
+    (when the benchmark compiled one) patch by patch; returns the peaks."""
     from tinyml_kit.engine import Project
     from tinyml_kit.engine.planner import greedy_tflm_like
     from tinyml_kit.engine.project import build_problem, lower_graph
-    from tinyml_kit.engine.report import plot_live_memory
+    from tinyml_kit.engine.report import op_footprints, plot_op_memory
 
     project = Project.load(project_dir)
     problem = build_problem(project.graph, lower_graph(project.graph))
     greedy = greedy_tflm_like(problem)
-    plot_live_memory({"tinyml-kit": project.plan, "TFLM-like greedy (model order)": greedy},
-                     [step.name for step in problem.steps], png)
-    return {"ours": project.plan.arena_bytes, "greedy": greedy.arena_bytes}
+    series = {"TFLM-like greedy (model order)": [(problem.steps[s].name, greedy.footprint_bytes[p])
+                                                 for p, s in enumerate(greedy.order)],
+              "tinyml-kit, layer by layer": op_footprints(project)}
+    peaks = {"greedy": greedy.arena_bytes, "ours": project.plan.arena_bytes}
+    patched_dir = project_dir.with_name(project_dir.name + "-patch")
+    if (patched_dir / "manifest.json").is_file():
+        patched = Project.load(patched_dir)
+        if patched.patch and patched.patch.get("applied"):
+            rows, cols = patched.patch["grid"]
+            series[f"tinyml-kit, patch-based ({rows}x{cols})"] = op_footprints(patched)
+            peaks["patch"] = patched.peak_sram_bytes
+    plot_op_memory(series, png, title=f"{project_dir.name}: arena in use per op")
+    return peaks
 
 
 def kib(n: float | None) -> str:
@@ -116,22 +130,43 @@ def ratio(a: float | None, b: float | None, fmt: str = "{:.2f}") -> str:
 
 
 def results_table(rows: list[dict[str, Any]]) -> str:
-    head = ("| model | ref | bit-exact | TFLM arena KiB | ours KiB | bound KiB | ours/TFLM | greedy on our "
-            "buffers KiB | flash KiB | host speedup vs TFLM | QEMU instr | MACs | MACs/instr |")
+    head = ("| model | ref | bit-exact | TFLM arena KiB | ours KiB | ours/TFLM | patch-based KiB | "
+            "patch/TFLM | extra MACs | bound KiB | greedy on our buffers KiB | flash KiB | "
+            "host speedup vs TFLM | QEMU instr | MACs | MACs/instr |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
         if r["error"]:
-            lines.append(f"| {r['label']} | error: {r['error'].splitlines()[0][:120]} |" + " |" * 11)
+            lines.append(f"| {r['label']} | error: {r['error'].splitlines()[0][:120]} |" + " |" * 14)
             continue
         exact = "yes" if r["bit_exact"] else f"**no** ({r['mismatched_samples']}/{r['n_inputs']})"
+        patch = r.get("patch_peak_sram_bytes")
+        overhead = r.get("patch_mac_overhead")
+        patched = r.get("patch_grid") is not None
         lines.append(
             f"| {r['label']} | {r['reference']} | {exact} | {kib(r['tflm_arena_bytes'])} | "
-            f"{kib(r['peak_sram_bytes'])} | {kib(r['lower_bound_bytes'])} | "
-            f"{ratio(r['peak_sram_bytes'], r['tflm_arena_bytes'])} | {kib(r['greedy_tflm_like_bytes'])} | "
+            f"{kib(r['peak_sram_bytes'])} | {ratio(r['peak_sram_bytes'], r['tflm_arena_bytes'])} | "
+            f"{kib(patch) if patched else '(not used)'} | "
+            f"{ratio(patch, r['tflm_arena_bytes']) if patched else '-'} | "
+            f"{f'{100 * overhead:.1f}%' if patched and overhead is not None else '-'} | "
+            f"{kib(r['lower_bound_bytes'])} | {kib(r['greedy_tflm_like_bytes'])} | "
             f"{kib(r['flash_bytes'])} | {ratio(r['host_speedup_vs_tflm'], 1, '{:.2f}x')} | "
             f"{count(r['qemu_instructions'])} | {count(r['macs'])} | "
             f"{ratio(r['macs'], r['qemu_instructions'], '{:.3f}')} |"
         )
+    return "\n".join(lines)
+
+
+def kernel_table(rows: list[dict[str, Any]]) -> str:
+    """MACs per instruction per kernel function and model (cortex-m4 profile builds)."""
+    kernels = sorted({k for r in rows for k in (r.get("qemu_macs_per_instruction_by_kernel") or {})})
+    if not kernels:
+        return ""
+    lines = ["| model | " + " | ".join(kernels) + " |", "|---|" + "---|" * len(kernels)]
+    for r in rows:
+        per = r.get("qemu_macs_per_instruction_by_kernel") or {}
+        if per:
+            cells = [f"{per[k]:.3f}" if k in per else "-" for k in kernels]
+            lines.append(f"| {r['label']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -194,7 +229,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {json.dumps(brief)}", file=sys.stderr, flush=True)
 
     table = results_table(rows)
+    kernels = kernel_table(rows)
     print(table)
+    if kernels:
+        print()
+        print(kernels)
+    from tinyml_kit.engine.report import plot_peak_bars
+
+    figures = args.results.parent
+    good = [r for r in rows if not r["error"]]
+    if good:
+        plot_peak_bars(good, figures / "engine_peak_sram.png")
+    for r in good:
+        if r["label"] == "person_detect" and r.get("plot"):
+            live_memory_plot(args.out / "projects" / r["label"], figures / "engine_person_detect_memory.png")
     print()
     print("Published (TinyEngine README, STM32H743; different models and hardware):")
     print(published_table())
@@ -225,9 +273,20 @@ proxy for kernel efficiency (a Cortex-M4 retires at most 2 MACs per SIMD instruc
 
 {table}
 
+*patch-based*: `compile(..., patch=True)` runs the first stage patch by patch (split and grid chosen to
+minimise peak SRAM within 20% extra MACs; "(not used)" where no patch stage lowers the peak); *extra MACs*:
+the recomputed halo MACs as a fraction of the model's MACs. Peak SRAM per model:
+`benchmarks/engine_peak_sram.png`; arena in use per op for person_detect (TFLM's
+greedy plan, ours layer by layer, ours patch by patch): `benchmarks/engine_person_detect_memory.png`.
+
+{"MACs per instruction per kernel (Cortex-M4 under QEMU, instructions counted around every kernel call of "
+ "the profile build, MACs of the ops each kernel ran):" if kernels else ""}
+
+{kernels}
+
 {factor_text}. Host timings come from a shared machine (other processes running) and vary by
 tens of percent between runs; memory, flash and instruction counts are exact and repeatable.
-Live-memory plots per op: `benchmarks/out/engine/<model>_live_memory.png` (not committed).
+Per-op plots for every model: `benchmarks/out/engine/<model>_live_memory.png` (not committed).
 
 Published TinyEngine figures (README; STM32H743 @480 MHz, MCUNet models; different models and hardware,
 shown for the size of the effect): TinyEngine claims 3.4x less peak SRAM and 1.7-3.3x faster than TFLM

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from tinyml_kit import __version__
@@ -20,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("tinyml_kit.demo", "end-to-end: train, int8-convert, compile, run the firmware in QEMU"),
     "data": ("tinyml_kit.data.cli", "inspect and prepare the embedded datasets"),
     "engine": ("tinyml_kit.engine.cli", "compile an int8 .tflite into a C firmware project, run, bench"),
+    "tinytl": ("tinyml_kit.tinytl.cli", "memory-efficient transfer learning (TinyTL): fit, memory model"),
     "diffaug": ("tinyml_kit.diffaug.cli", "train data-efficient GANs with DiffAugment; FID/KID scoring"),
 }
 
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) is noise on a CLI; users can override.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):

@@ -22,8 +22,9 @@ void tk_conv2d_1x1_s8(const tk_conv2d_1x1_params_t *p, const void *const *in, vo
         int8_t *dst = output + (size_t)px * out_c;
         tk_gemm_cols(&g, cols, dst, dst + out_c);
     }
-    if (px < p->pixels) {
+    if (px < p->pixels) { /* the last pixel in both halves, its outputs written twice */
         tk_cols_put(cols, 0, 0, input + (size_t)px * in_c, p->in_c);
-        tk_gemm_cols(&g, cols, output + (size_t)px * out_c, NULL);
+        tk_cols_put(cols, 1, 0, input + (size_t)px * in_c, p->in_c);
+        tk_gemm_cols(&g, cols, output + (size_t)px * out_c, output + (size_t)px * out_c);
     }
 }

@@ -3,26 +3,49 @@
 #include "tk_conv2d_gemm.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "tk_common.h"
 #include "tk_gemm.h"
 
-/* The receptive field of a pixel with one to three input channels (first layers), value by value. */
+#define TK_FEW_MAX 148 /* k_h * k_w * in_c rounded up to 4, for in_c <= 3 and kernels up to 7x7 */
+
+/* The receptive field of a pixel with one to three input channels (first layers): the values in order
+ * into a small contiguous window (2 * x, padded taps 2 * zero point), then group by group into the
+ * column pair. */
 static void gather_few(const tk_conv2d_gemm_params_t *p, const int8_t *input, int32_t y0, int32_t x0,
                        int16_t *cols, int32_t pixel) {
-    const int32_t c = p->in_c;
+    int16_t win[TK_FEW_MAX + 3];
+    const int32_t c = p->in_c, run = p->k_w * c;
     const int16_t pad = (int16_t)(2 * p->input_zero_point);
-    int32_t k = 0;
+    const int cols_inside = x0 >= 0 && x0 + (p->k_w - 1) * p->dilation_w < p->in_w;
+    int16_t *d = win;
     for (int32_t ky = 0; ky < p->k_h; ++ky) {
         const int32_t iy = y0 + ky * p->dilation_h;
-        const int row_inside = iy >= 0 && iy < p->in_h;
-        const int8_t *row = input + (size_t)(row_inside ? iy : 0) * (size_t)p->in_w * (size_t)c;
+        if (iy < 0 || iy >= p->in_h) {
+            for (int32_t i = 0; i < run; ++i) *d++ = pad;
+            continue;
+        }
+        const int8_t *row = input + ((size_t)iy * (size_t)p->in_w + (size_t)x0) * (size_t)c;
+        if (cols_inside && p->dilation_w == 1) { /* one contiguous run of the input row */
+            for (int32_t i = 0; i < run; ++i) *d++ = (int16_t)(2 * row[i]);
+            continue;
+        }
         for (int32_t kx = 0; kx < p->k_w; ++kx) {
             const int32_t ix = x0 + kx * p->dilation_w;
-            const int8_t *src = row + (size_t)ix * (size_t)c;
-            const int inside = row_inside && ix >= 0 && ix < p->in_w;
-            for (int32_t ch = 0; ch < c; ++ch, ++k) cols[TK_COL(pixel, k)] = inside ? (int16_t)(2 * src[ch]) : pad;
+            const int8_t *src = row + (ptrdiff_t)(kx * p->dilation_w) * c;
+            const int inside = ix >= 0 && ix < p->in_w;
+            for (int32_t ch = 0; ch < c; ++ch) *d++ = inside ? (int16_t)(2 * src[ch]) : pad;
         }
+    }
+    d[0] = d[1] = d[2] = 0; /* the padding up to k4 (at most 3 values) */
+    for (int32_t k = 0; k < p->k4; k += 4) {
+        int16_t *dst = cols + TK_COL(pixel, k);
+#if TK_HAVE_DSP
+        memcpy(dst, win + k, 8);
+#else
+        dst[0] = win[k], dst[1] = win[k + 2], dst[2] = win[k + 1], dst[3] = win[k + 3];
+#endif
     }
 }
 
@@ -32,7 +55,7 @@ static void gather(const tk_conv2d_gemm_params_t *p, const int8_t *input, int32_
     const int32_t y0 = oy * p->stride_h - p->pad_top;
     const int32_t x0 = ox * p->stride_w - p->pad_left;
     const int32_t c = p->in_c;
-    if (c < 4) {
+    if (c < 4 && p->k4 <= TK_FEW_MAX) {
         gather_few(p, input, y0, x0, cols, pixel);
         return;
     }
@@ -66,15 +89,16 @@ void tk_conv2d_gemm_s8(const tk_conv2d_gemm_params_t *p, const void *const *in, 
     const size_t out_c = (size_t)p->out_c;
     int32_t oy = 0, ox = 0;
     for (int32_t px = 0; px < pixels; px += 2) {
-        gather(p, input, oy, ox, cols, 0);
         int8_t *dst = output + (size_t)px * out_c;
-        if (++ox == p->out_w) ox = 0, ++oy;
-        if (px + 1 < pixels) {
+        gather(p, input, oy, ox, cols, 0);
+        if (px + 1 == pixels) { /* the last pixel in both halves, its outputs written twice */
             gather(p, input, oy, ox, cols, 1);
-            if (++ox == p->out_w) ox = 0, ++oy;
-            tk_gemm_cols(&g, cols, dst, dst + out_c);
-        } else {
-            tk_gemm_cols(&g, cols, dst, NULL);
+            tk_gemm_cols(&g, cols, dst, dst);
+            break;
         }
+        if (++ox == p->out_w) ox = 0, ++oy;
+        gather(p, input, oy, ox, cols, 1);
+        if (++ox == p->out_w) ox = 0, ++oy;
+        tk_gemm_cols(&g, cols, dst, dst + out_c);
     }
 }

@@ -81,66 +81,78 @@ TK_INLINE void tk_cols_zero_tail(int16_t *cols, int32_t k, int32_t k4) {
 #if TK_HAVE_DSP
 /* The inner loop of a 2 x 2 block (2 output channels x 2 pixels) over ``groups`` groups of 4 taps, in
  * assembly so that each group is exactly: LDRD filter, 4 SXTB16, LDRD pixel 0, 4 SMLAD, LDRD pixel 1,
- * 4 SMLAD, and the loop (17 instructions for 16 MACs). ``*w`` advances past the two filter rows. */
+ * 4 SMLAD (15 instructions for 16 MACs), two groups per loop iteration. ``*w`` advances past the two
+ * filter rows. */
 TK_INLINE void tk_gemm_loop_2x2(const uint32_t **w, const uint32_t *x, int32_t groups, int32_t *a00,
                                 int32_t *a01, int32_t *a10, int32_t *a11) {
     const uint32_t *wp = *w;
     int32_t c00 = *a00, c01 = *a01, c10 = *a10, c11 = *a11;
     uint32_t wa, wb, wc, wd, u, v;
+#define TK_GEMM_GROUP                                  \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                 \
+    "sxtb16 %[wc], %[wa]\n\t"                           \
+    "sxtb16 %[wa], %[wa], ror #8\n\t"                   \
+    "sxtb16 %[wd], %[wb]\n\t"                           \
+    "sxtb16 %[wb], %[wb], ror #8\n\t"                   \
+    "ldrd %[u], %[v], [%[x]], #8\n\t"                   \
+    "smlad %[c00], %[u], %[wc], %[c00]\n\t"             \
+    "smlad %[c00], %[v], %[wa], %[c00]\n\t"             \
+    "smlad %[c10], %[u], %[wd], %[c10]\n\t"             \
+    "smlad %[c10], %[v], %[wb], %[c10]\n\t"             \
+    "ldrd %[u], %[v], [%[x]], #8\n\t"                   \
+    "smlad %[c01], %[u], %[wc], %[c01]\n\t"             \
+    "smlad %[c01], %[v], %[wa], %[c01]\n\t"             \
+    "smlad %[c11], %[u], %[wd], %[c11]\n\t"             \
+    "smlad %[c11], %[v], %[wb], %[c11]\n\t"
+    /* an odd group first, then two groups per iteration */
     __asm__ volatile(
-        "1:\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "sxtb16 %[wc], %[wa]\n\t"
-        "sxtb16 %[wa], %[wa], ror #8\n\t"
-        "sxtb16 %[wd], %[wb]\n\t"
-        "sxtb16 %[wb], %[wb], ror #8\n\t"
-        "ldrd %[u], %[v], [%[x]], #8\n\t"
-        "smlad %[c00], %[u], %[wc], %[c00]\n\t"
-        "smlad %[c00], %[v], %[wa], %[c00]\n\t"
-        "smlad %[c10], %[u], %[wd], %[c10]\n\t"
-        "smlad %[c10], %[v], %[wb], %[c10]\n\t"
-        "ldrd %[u], %[v], [%[x]], #8\n\t"
-        "smlad %[c01], %[u], %[wc], %[c01]\n\t"
-        "smlad %[c01], %[v], %[wa], %[c01]\n\t"
-        "smlad %[c11], %[u], %[wd], %[c11]\n\t"
-        "smlad %[c11], %[v], %[wb], %[c11]\n\t"
+        "tst %[n], #1\n\t"
+        "beq 2f\n\t"
+        TK_GEMM_GROUP
         "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
+        "beq 3f\n\t"
+        "2:\n\t"
+        TK_GEMM_GROUP
+        TK_GEMM_GROUP
+        "subs %[n], %[n], #2\n\t"
+        "bne 2b\n\t"
+        "3:\n\t"
         : [c00] "+r"(c00), [c01] "+r"(c01), [c10] "+r"(c10), [c11] "+r"(c11), [w] "+r"(wp), [x] "+r"(x),
           [n] "+r"(groups), [wa] "=&r"(wa), [wb] "=&r"(wb), [wc] "=&r"(wc), [wd] "=&r"(wd), [u] "=&r"(u),
           [v] "=&r"(v)
         :
         : "cc", "memory");
+#undef TK_GEMM_GROUP
     *w = wp;
     *a00 = c00, *a01 = c01, *a10 = c10, *a11 = c11;
 }
 
-/* The same for one pixel: LDRD filter, 4 SXTB16, LDRD pixel, 4 SMLAD, loop (12 instructions, 8 MACs). */
-TK_INLINE void tk_gemm_loop_2x1(const uint32_t **w, const uint32_t *x, int32_t groups, int32_t *a00,
-                                int32_t *a10) {
-    const uint32_t *wp = *w;
-    int32_t c00 = *a00, c10 = *a10;
-    uint32_t wa, wb, wc, wd, u, v;
+/* Requantise a 2 x 2 block to the full int8 range and store it: channel rq[0..3] to *d0 and *d1, then
+ * channel rq[4..7]; both pointers advance by 2 (SMMLAR, ADD ASR, ASR, SSAT, STRB per output). */
+TK_INLINE void tk_gemm_store_2x2_sat8(const int32_t *rq, int32_t a00, int32_t a01, int32_t a10, int32_t a11,
+                                      int8_t **d0, int8_t **d1) {
+    int8_t *p0 = *d0, *p1 = *d1;
+    int32_t m, ad, sh, t;
+#define TK_GEMM_OUT(acc, dst)                          \
+    "smmlar %[t], %[" acc "], %[m], %[ad]\n\t"          \
+    "add %[t], %[t], %[" acc "], asr #31\n\t"           \
+    "asr %[t], %[t], %[sh]\n\t"                         \
+    "ssat %[t], #8, %[t]\n\t"                           \
+    "strb %[t], [%[" dst "]], #1\n\t"
     __asm__ volatile(
-        "1:\n\t"
-        "ldrd %[wa], %[wb], [%[w]], #8\n\t"
-        "sxtb16 %[wc], %[wa]\n\t"
-        "sxtb16 %[wa], %[wa], ror #8\n\t"
-        "sxtb16 %[wd], %[wb]\n\t"
-        "sxtb16 %[wb], %[wb], ror #8\n\t"
-        "ldrd %[u], %[v], [%[x]], #16\n\t"
-        "smlad %[c00], %[u], %[wc], %[c00]\n\t"
-        "smlad %[c00], %[v], %[wa], %[c00]\n\t"
-        "smlad %[c10], %[u], %[wd], %[c10]\n\t"
-        "smlad %[c10], %[v], %[wb], %[c10]\n\t"
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
-        : [c00] "+r"(c00), [c10] "+r"(c10), [w] "+r"(wp), [x] "+r"(x), [n] "+r"(groups), [wa] "=&r"(wa),
-          [wb] "=&r"(wb), [wc] "=&r"(wc), [wd] "=&r"(wd), [u] "=&r"(u), [v] "=&r"(v)
-        :
-        : "cc", "memory");
-    *w = wp;
-    *a00 = c00, *a10 = c10;
+        "ldrd %[m], %[ad], [%[rq], #4]\n\t"
+        "ldr %[sh], [%[rq], #12]\n\t"
+        TK_GEMM_OUT("a00", "p0")
+        TK_GEMM_OUT("a01", "p1")
+        "ldrd %[m], %[ad], [%[rq], #20]\n\t"
+        "ldr %[sh], [%[rq], #28]\n\t"
+        TK_GEMM_OUT("a10", "p0")
+        TK_GEMM_OUT("a11", "p1")
+        : [p0] "+r"(p0), [p1] "+r"(p1), [m] "=&r"(m), [ad] "=&r"(ad), [sh] "=&r"(sh), [t] "=&r"(t)
+        : [rq] "r"(rq), [a00] "r"(a00), [a01] "r"(a01), [a10] "r"(a10), [a11] "r"(a11)
+        : "memory");
+#undef TK_GEMM_OUT
+    *d0 = p0, *d1 = p1;
 }
 #endif
 
@@ -149,69 +161,82 @@ TK_INLINE int8_t tk_gemm_out(const tk_gemm_t *g, const int32_t *rq, int32_t acc2
                       : tk_rq_fast_s8(acc2, rq[1], rq[2], rq[3], g->act_min, g->act_max);
 }
 
-/* Every output channel of the two pixels of ``cols``: dst0[oc], dst1[oc] (dst1 NULL: first pixel only). */
+/* Every output channel of the two pixels of ``cols``: dst0[oc], dst1[oc]. */
+#if TK_HAVE_DSP
 TK_INLINE void tk_gemm_block(const tk_gemm_t *g, const int16_t *cols, int8_t *dst0, int8_t *dst1,
-                             const int full_range, const int two) {
+                             const int full_range) {
     const int32_t groups = g->k4 >> 2;
     const int32_t *rq = g->rq;
-#if TK_HAVE_DSP
     const uint32_t *w = (const uint32_t *)(const void *)g->filter;
-#else
-    const int8_t *w = g->filter;
-#endif
     for (int32_t oc = 0; oc < g->out_c; oc += 2, rq += 8) {
         int32_t a00 = rq[0], a10 = rq[4];
         int32_t a01 = a00, a11 = a10;
-#if TK_HAVE_DSP
-        const uint32_t *x = (const uint32_t *)(const void *)cols;
-        if (two) {
-            tk_gemm_loop_2x2(&w, x, groups, &a00, &a01, &a10, &a11);
-        } else {
-            tk_gemm_loop_2x1(&w, x, groups, &a00, &a10);
+        tk_gemm_loop_2x2(&w, (const uint32_t *)(const void *)cols, groups, &a00, &a01, &a10, &a11);
+        if (full_range && oc + 1 < g->out_c) {
+            int8_t *p0 = dst0 + oc, *p1 = dst1 + oc;
+            tk_gemm_store_2x2_sat8(rq, a00, a01, a10, a11, &p0, &p1);
+            continue;
         }
+        dst0[oc] = tk_gemm_out(g, rq, a00, full_range);
+        dst1[oc] = tk_gemm_out(g, rq, a01, full_range);
+        if (oc + 1 < g->out_c) {
+            dst0[oc + 1] = tk_gemm_out(g, rq + 4, a10, full_range);
+            dst1[oc + 1] = tk_gemm_out(g, rq + 4, a11, full_range);
+        }
+    }
+}
 #else
-        /* four lanes per accumulator (lane q: filter byte q of each group and the column value stored
-         * in the same slot), summed at the end: exact in any order */
-        int32_t l00[4] = {0, 0, 0, 0}, l01[4] = {0, 0, 0, 0}, l10[4] = {0, 0, 0, 0}, l11[4] = {0, 0, 0, 0};
-        const int16_t *x = cols;
-        for (int32_t n = groups; n > 0; --n, x += 8, w += 8) {
-            for (int32_t q = 0; q < 4; ++q) {
-                l00[q] += x[q] * w[q];
-                l10[q] += x[q] * w[4 + q];
-                if (two) {
+#define TK_GEMM_CHUNK 32 /* output channels accumulated before one requantisation loop */
+
+/* Portable C: the sums of a chunk of output channels first (four independent lanes per accumulator,
+ * lane q: filter byte q of each group and the column value stored in the same slot; exact in any
+ * order), then one loop requantising the chunk, which the host compiler vectorises. */
+TK_INLINE void tk_gemm_block(const tk_gemm_t *g, const int16_t *cols, int8_t *dst0, int8_t *dst1,
+                             const int full_range) {
+    const int32_t groups = g->k4 >> 2;
+    const int8_t *w = g->filter;
+    int32_t acc0[TK_GEMM_CHUNK + 1], acc1[TK_GEMM_CHUNK + 1];
+    (void)full_range;
+    for (int32_t oc0 = 0; oc0 < g->out_c; oc0 += TK_GEMM_CHUNK) {
+        const int32_t n = tk_min_i32(TK_GEMM_CHUNK, g->out_c - oc0);
+        for (int32_t j = 0; j < n; j += 2) {
+            int32_t l00[4] = {0, 0, 0, 0}, l01[4] = {0, 0, 0, 0}, l10[4] = {0, 0, 0, 0}, l11[4] = {0, 0, 0, 0};
+            const int16_t *x = cols;
+            for (int32_t m = groups; m > 0; --m, x += 8, w += 8) {
+                for (int32_t q = 0; q < 4; ++q) {
+                    l00[q] += x[q] * w[q];
+                    l10[q] += x[q] * w[4 + q];
                     l01[q] += x[4 + q] * w[q];
                     l11[q] += x[4 + q] * w[4 + q];
                 }
             }
+            const int32_t *rq = g->rq + 4 * (oc0 + j);
+            acc0[j] = rq[0] + l00[0] + l00[1] + l00[2] + l00[3];
+            acc1[j] = rq[0] + l01[0] + l01[1] + l01[2] + l01[3];
+            acc0[j + 1] = rq[4] + l10[0] + l10[1] + l10[2] + l10[3]; /* a zero row after an odd out_c */
+            acc1[j + 1] = rq[4] + l11[0] + l11[1] + l11[2] + l11[3];
         }
-        a00 += l00[0] + l00[1] + l00[2] + l00[3];
-        a10 += l10[0] + l10[1] + l10[2] + l10[3];
-        a01 += l01[0] + l01[1] + l01[2] + l01[3];
-        a11 += l11[0] + l11[1] + l11[2] + l11[3];
-#endif
-        dst0[oc] = tk_gemm_out(g, rq, a00, full_range);
-        if (two) dst1[oc] = tk_gemm_out(g, rq, a01, full_range);
-        if (oc + 1 < g->out_c) {
-            dst0[oc + 1] = tk_gemm_out(g, rq + 4, a10, full_range);
-            if (two) dst1[oc + 1] = tk_gemm_out(g, rq + 4, a11, full_range);
+        const int32_t *rq = g->rq + 4 * oc0;
+        const int32_t lo = g->act_min, hi = g->act_max;
+        for (int32_t j = 0; j < n; ++j) {
+            dst0[oc0 + j] = tk_rq_fast_s8(acc0[j], rq[4 * j + 1], rq[4 * j + 2], rq[4 * j + 3], lo, hi);
+            dst1[oc0 + j] = tk_rq_fast_s8(acc1[j], rq[4 * j + 1], rq[4 * j + 2], rq[4 * j + 3], lo, hi);
         }
     }
 }
+#endif
 
-/* Dispatch on the clamp range and the pixel count, so each variant is compiled with them constant. */
+/* Both pixels' outputs. On Cortex-M4 the full-range case (one SSAT) is a separate instantiation; the
+ * portable build has one (its compiler makes the clamp branch-free). For a last, single pixel, callers
+ * put it in both halves of ``cols`` and pass dst1 == dst0 (the same values are written twice). */
 TK_INLINE void tk_gemm_cols(const tk_gemm_t *g, const int16_t *cols, int8_t *dst0, int8_t *dst1) {
-    const int full = g->act_min == -128 && g->act_max == 127;
-    if (dst1 != NULL) {
-        if (full) {
-            tk_gemm_block(g, cols, dst0, dst1, 1, 1);
-        } else {
-            tk_gemm_block(g, cols, dst0, dst1, 0, 1);
-        }
-    } else if (full) {
-        tk_gemm_block(g, cols, dst0, NULL, 1, 0);
-    } else {
-        tk_gemm_block(g, cols, dst0, NULL, 0, 0);
+#if TK_HAVE_DSP
+    if (g->act_min == -128 && g->act_max == 127) {
+        tk_gemm_block(g, cols, dst0, dst1, 1);
+        return;
     }
+#endif
+    tk_gemm_block(g, cols, dst0, dst1, 0);
 }
 
 #endif /* TK_GEMM_H */

@@ -26,7 +26,8 @@ TK_INLINE int32_t tk_smmlar(int32_t acc2, int32_t mult, int32_t add) {
     __asm__("smmlar %0, %1, %2, %3" : "=r"(v) : "r"(acc2), "r"(mult), "r"(add));
     return v;
 #else
-    return (int32_t)((((int64_t)add << 32) + (int64_t)acc2 * (int64_t)mult + ((int64_t)1 << 31)) >> 32);
+    const int64_t high = (int64_t)add * ((int64_t)1 << 32); /* add << 32 without shifting a negative value */
+    return (int32_t)((high + (int64_t)acc2 * (int64_t)mult + ((int64_t)1 << 31)) >> 32);
 #endif
 }
 

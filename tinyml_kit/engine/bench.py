@@ -15,7 +15,14 @@ and each side keeps its fastest round, so a burst of load from other processes h
 or is discarded. ``host_speedup_vs_tflm`` = TFLM time / our time.
 On cortex-m4, bit-exactness and ``qemu_instructions`` (median over samples of the instructions QEMU
 counts in ``tk_invoke()``) come from the firmware under QEMU; the host speed from a host build of the
-same project.
+same project. ``qemu_macs_per_instruction`` is the model's MACs per instruction, and
+``qemu_macs_per_instruction_by_kernel`` the same per kernel function, measured with the per-op profile
+build (``Project.profile``: instructions counted around every kernel call).
+
+Patch-based inference: the model is compiled a second time with ``patch=True``; ``patch_peak_sram_bytes``
+is its arena (the layer-by-layer arena when no patch stage helps), ``patch_mac_overhead`` the fraction of
+extra MACs, ``patch_grid``/``patch_split_op`` the stage chosen. The patched firmware runs the same inputs
+and ``bit_exact`` covers both builds.
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ from tinyml_kit.errors import TinymlKitError
 BENCH_KEYS = (
     "model", "target", "n_inputs", "reference", "bit_exact", "mismatched_samples", "max_abs_diff",
     "peak_sram_bytes", "lower_bound_bytes", "greedy_tflm_like_bytes", "tflm_arena_bytes", "flash_bytes",
-    "macs", "host_invoke_s", "tflm_invoke_s", "host_speedup_vs_tflm", "qemu_instructions", "seconds", "error",
+    "macs", "host_invoke_s", "tflm_invoke_s", "host_speedup_vs_tflm", "qemu_instructions",
+    "qemu_macs_per_instruction", "qemu_macs_per_instruction_by_kernel", "patch_peak_sram_bytes",
+    "patch_mac_overhead", "patch_grid", "patch_split_op", "patch_qemu_instructions", "seconds", "error",
 )
 TFLM_TIMING_REPEATS = 20  # timed invoke() calls per round in the TFLM worker (median)
 OUR_TIMING_REPEAT = 5  # tk_invoke() runs per sample in our harness (averaged), median over samples
@@ -146,7 +155,21 @@ def _bench_into(result: dict[str, Any], path: Path, target: str, n_inputs: int, 
     ours = project.run_many(samples, target=target)
     if target == "cortex-m4":
         result["qemu_instructions"] = _median_or_none(project.last_counts)
+        if result["qemu_instructions"] and result["macs"]:
+            result["qemu_macs_per_instruction"] = result["macs"] / result["qemu_instructions"]
+        result["qemu_macs_per_instruction_by_kernel"] = macs_per_instruction_by_kernel(
+            project.profile(samples[:1]))
     bit_exact, mismatched, worst = compare_outputs(ours, ref_outputs)
+
+    # The same model patch by patch (MCUNetV2): its arena, extra MACs, and outputs.
+    patched = compile_model(path, out_dir.with_name(out_dir.name + "-patch"), target=target, patch=True)
+    result.update(patch_peak_sram_bytes=patched.peak_sram_bytes, patch_mac_overhead=patched.mac_overhead)
+    if patched.patch and patched.patch.get("applied"):
+        result.update(patch_grid=patched.patch["grid"], patch_split_op=patched.patch["split_op"])
+        exact, bad, diff = compare_outputs(patched.run_many(samples, target=target), ref_outputs)
+        bit_exact, mismatched, worst = bit_exact and exact, max(mismatched, bad), max(worst, diff)
+        if target == "cortex-m4":
+            result["patch_qemu_instructions"] = _median_or_none(patched.last_counts)
     result.update(bit_exact=bit_exact, mismatched_samples=mismatched, max_abs_diff=worst)
 
     # Host speed: alternate TFLM and our host build for a few rounds; keep each side's best round.
@@ -161,6 +184,17 @@ def _bench_into(result: dict[str, Any], path: Path, target: str, n_inputs: int, 
     result["tflm_invoke_s"] = min((t for t in tflm_times if t), default=None)
     if result["tflm_invoke_s"] and result["host_invoke_s"]:
         result["host_speedup_vs_tflm"] = result["tflm_invoke_s"] / result["host_invoke_s"]
+
+
+def macs_per_instruction_by_kernel(profile: list[dict[str, Any]]) -> dict[str, float]:
+    """MACs per instruction of each kernel function (summed over its calls) from ``Project.profile``;
+    kernels without multiplies are left out."""
+    totals: dict[str, list[float]] = {}
+    for row in profile:
+        entry = totals.setdefault(row["function"], [0.0, 0.0])
+        entry[0] += row["macs"]
+        entry[1] += row["count"]
+    return {fn: macs / count for fn, (macs, count) in sorted(totals.items()) if macs and count}
 
 
 def _ns_to_s(ns: float | None) -> float | None:

@@ -1,6 +1,6 @@
 """``tinyml-kit engine``: compile an int8 .tflite into a C project, run it, benchmark it against TFLM.
 
-    tinyml-kit engine compile MODEL -o DIR [--target host|cortex-m4]
+    tinyml-kit engine compile MODEL -o DIR [--target host|cortex-m4] [--patch [--patches N] [--split-op K]]
     tinyml-kit engine run DIR --input x.npy [--input x2.npy] --output y.npy [--target ...]
     tinyml-kit engine bench MODEL... [--target ...] [--inputs N] [--seed S] [--json]
 
@@ -30,6 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="project folder to write")
     p.add_argument("--target", choices=TARGETS, default="host",
                    help="host (gcc) or cortex-m4 (QEMU mps2-an386)")
+    p.add_argument("--patch", action="store_true",
+                   help="run the first stage patch by patch (MCUNetV2): split and grid chosen to minimise "
+                        "peak SRAM within --max-mac-overhead; --patches/--split-op fix them")
+    p.add_argument("--patches", type=int, default=None, metavar="N", help="N x N patches (implies --patch)")
+    p.add_argument("--split-op", type=int, default=None, metavar="K",
+                   help="last op (TFLite operator index) of the patch stage (implies --patch)")
+    p.add_argument("--max-mac-overhead", type=float, default=0.2, metavar="F",
+                   help="bound on the recomputed MACs when choosing, as a fraction (default 0.2)")
 
     p = sub.add_parser("run", help="run a compiled project on inputs from .npy files")
     p.add_argument("project", type=Path, metavar="DIR", help="folder written by `engine compile`")
@@ -61,16 +69,32 @@ def _kib(n: int | None) -> str:
 
 
 def _compile(args: argparse.Namespace) -> int:
+    from tinyml_kit.engine import PatchConfig
     from tinyml_kit.engine import compile as compile_model
     from tinyml_kit.engine.bench import greedy_tflm_like_bytes
 
-    project = compile_model(args.model, args.output, target=args.target)
+    patch: PatchConfig | None = None
+    if args.patch or args.patches is not None or args.split_op is not None:
+        patch = PatchConfig(n_patches=args.patches, split_op=args.split_op,
+                            max_mac_overhead=args.max_mac_overhead)
+    project = compile_model(args.model, args.output, target=args.target, patch=patch)
     greedy = greedy_tflm_like_bytes(project)
-    ours = project.peak_sram_bytes
-    saving = f"  (ours {100.0 * (ours - greedy) / greedy:+.1f}%)" if greedy else ""
+    layers = project.layer_by_layer_peak_sram_bytes
+    saving = f"  (ours {100.0 * (layers - greedy) / greedy:+.1f}%)" if greedy else ""
     flash_what = "text + data of the ELF" if args.target == "cortex-m4" else "constant data"
     print(f"compiled {args.model} -> {args.output} (target {args.target})")
-    print(f"  peak SRAM (arena)    {_kib(ours)}")
+    print(f"  peak SRAM (arena)    {_kib(project.peak_sram_bytes)}")
+    report = project.patch
+    if report is not None:
+        print(f"    layer by layer     {_kib(layers)}")
+        if report["applied"]:
+            rows, cols = report["grid"]
+            print(f"    patch by patch     {_kib(project.peak_sram_bytes)}  [ops #{report['first_op']}.."
+                  f"#{report['split_op']} in {rows}x{cols} patches: stage "
+                  f"{_kib(report['stage_peak_bytes'])}, rest {_kib(report['rest_peak_bytes'])}; "
+                  f"+{100.0 * report['mac_overhead']:.1f}% MACs]")
+        else:
+            print(f"    patch by patch     not used: {report['reason']}")
     print(f"  lower bound          {_kib(project.lower_bound_bytes)}")
     print(f"  TFLM-style greedy    {_kib(greedy)}{saving}")
     print(f"  flash                {_kib(project.flash_bytes)}  [{flash_what}]")
@@ -185,7 +209,8 @@ def _print_table(results: list[dict[str, Any]]) -> None:
 
     table = Table(title="tinyml-kit engine vs TFLM", title_justify="left")
     for name in ("model", "ref", "bit-exact", "peak B", "bound B", "greedy B", "TFLM arena B",
-                 "ours/TFLM", "flash B", "MACs", "host speedup", "QEMU instr"):
+                 "ours/TFLM", "patch B", "patch/TFLM", "+MACs", "flash B", "MACs", "host speedup",
+                 "QEMU instr", "MACs/instr"):
         table.add_column(name, justify="left" if name in ("model", "ref") else "right",
                          no_wrap=name == "model")
     for r in results:
@@ -196,14 +221,19 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         table.add_row(
             r["model"], r["reference"] or "-", exact, _fmt_bytes(r["peak_sram_bytes"]),
             _fmt_bytes(r["lower_bound_bytes"]), _fmt_bytes(r["greedy_tflm_like_bytes"]),
-            _fmt_bytes(r["tflm_arena_bytes"]), ratio, _fmt_bytes(r["flash_bytes"]),
+            _fmt_bytes(r["tflm_arena_bytes"]), ratio, _fmt_bytes(r["patch_peak_sram_bytes"]),
+            (f"{r['patch_peak_sram_bytes'] / r['tflm_arena_bytes']:.2f}"
+             if r["patch_peak_sram_bytes"] is not None and r["tflm_arena_bytes"] else "-"),
+            "-" if r["patch_mac_overhead"] is None else f"{100.0 * r['patch_mac_overhead']:.1f}%",
+            _fmt_bytes(r["flash_bytes"]),
             "-" if r["macs"] is None else f"{r['macs']:,}",
             "-" if r["host_speedup_vs_tflm"] is None else f"{r['host_speedup_vs_tflm']:.2f}x",
             "-" if r["qemu_instructions"] is None else f"{r['qemu_instructions']:,.0f}",
+            "-" if r["qemu_macs_per_instruction"] is None else f"{r['qemu_macs_per_instruction']:.3f}",
         )
     console = Console()
-    if console.width < 150 and not console.is_terminal:  # piped: do not squeeze the table to 80 columns
-        console = Console(width=150)
+    if console.width < 190 and not console.is_terminal:  # piped: do not squeeze the table to 80 columns
+        console = Console(width=190)
     console.print(table)
     for r in results:
         if r["error"]:

@@ -274,6 +274,25 @@ def build_resize_nearest(size: int = 5, channels: int = 4, factor: int = 2) -> A
     return keras.Model(inp, keras.layers.Conv2D(3, 3, padding="same", **_conv_kwargs())(x))
 
 
+def build_patch_chain(size: int = 19, padding: str = "same", pool: str = "avg") -> Any:
+    """A first stage for patch-based inference: a stride-2 convolution on 3 channels, depthwise 3x3, a 1x1
+    expansion, depthwise 5x5 stride 2, pooling and a 1x1 projection, then a global head (MEAN + dense).
+    Odd sizes give patches of unequal size; ``padding`` applies to every window op."""
+    keras = _keras()
+    inp = keras.Input((size, size, 3), batch_size=1)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding=padding, activation="relu6", **_conv_kwargs())(inp)
+    x = keras.layers.DepthwiseConv2D(3, padding=padding, activation="relu", **_conv_kwargs())(x)
+    x = keras.layers.Conv2D(12, 1, **_conv_kwargs())(x)
+    x = keras.layers.DepthwiseConv2D(5, strides=2, padding=padding, **_conv_kwargs())(x)
+    if pool == "avg":
+        x = keras.layers.AveragePooling2D(3, strides=1, padding=padding)(x)
+    else:
+        x = keras.layers.MaxPooling2D(2, strides=2, padding=padding)(x)
+    x = keras.layers.Conv2D(6, 1, activation="relu", **_conv_kwargs())(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(4, bias_initializer="random_normal")(x))
+
+
 def build_mobilenet_v2(size: int = 96, alpha: float = 0.35, classes: int = 1000) -> Any:
     keras = _keras()
     base = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=alpha, weights=None,
@@ -436,6 +455,14 @@ _CASE_LIST: list[Case] = [
     # Float input/output around an int8 body.
     _case("conv_float_io", build_conv, "CONV_2D DEQUANTIZE QUANTIZE", quant="float_io",
           doc="int8 body, float32 I/O: QUANTIZE in, DEQUANTIZE out"),
+    # First stages for patch-based inference (tinyml_kit.engine.patch).
+    _case("patch_chain_same", build_patch_chain,
+          "AVERAGE_POOL_2D CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED MEAN",
+          doc="stride-2 SAME conv on 3 channels, dw 3x3, 1x1, dw 5x5 s2, avg pool 3x3, 1x1; 19x19"),
+    _case("patch_chain_valid", build_patch_chain,
+          "CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED MAX_POOL_2D MEAN",
+          params={"size": 40, "padding": "valid", "pool": "max"},
+          doc="the same chain with VALID padding and a 2x2 max pool; 40x40"),
     # Whole networks.
     _case("mobilenet_v2_035_96", build_mobilenet_v2,
           "ADD CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED MEAN SOFTMAX", slow=True,

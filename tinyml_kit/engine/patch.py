@@ -579,6 +579,8 @@ def choose_stage(graph: Graph, calls: list[KernelCall], config: PatchConfig,
         last = op_window(graph, graph.ops[end])
         for g in _grids(grid, last.out_h, last.out_w):
             if g[0] > last.out_h or g[1] > last.out_w:
+                if config.split_op is None:
+                    continue  # this split's output is too small for the requested grid
                 raise PatchError(
                     f"{graph.source}: PatchConfig.n_patches={config.n_patches!r} gives a {g[0]}x{g[1]} grid "
                     f"but the output of {graph.ops[end].describe()} is {last.out_h}x{last.out_w}; use at "

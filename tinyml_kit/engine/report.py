@@ -1,6 +1,8 @@
-"""Reports on arena plans: a live-memory plot per op and a per-step text table for the CLI.
+"""Reports on arena plans: live-memory plots per op, a per-step text table for the CLI, and the
+per-op footprint of a compiled project (the ops of a patch stage expanded, so that both memory regimes
+can be drawn on one axis).
 
-matplotlib is imported only inside :func:`plot_live_memory` (Agg backend, no display needed).
+matplotlib is imported only inside the plotting functions (Agg backend, no display needed).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tinyml_kit.engine.planner import Plan, PlanError, Problem
 from tinyml_kit.errors import MissingDependencyError
@@ -71,6 +74,113 @@ def plot_live_memory(plans: Mapping[str, Plan], step_names: Sequence[str], path:
     ax.set_title("Live arena memory per op")
     fig.tight_layout()
 
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def op_footprints(project: Any) -> list[tuple[str, int]]:
+    """(op name, highest arena byte in use while it runs) for every op of a compiled project, in execution
+    order. The ops of a patch stage get the stage's input and output plus the patch buffers in use at
+    that op (from the stage's sub-plan), so a patched model is comparable op by op with layer-by-layer."""
+    from tinyml_kit.engine.patch import PatchStage
+
+    plan = project.plan
+    rows: list[tuple[str, int]] = []
+    for position, call in enumerate(project.calls):
+        footprint = plan.footprint_bytes[position]
+        if not isinstance(call, PatchStage):
+            rows.append((call.op.describe(), footprint))
+            continue
+        graph = project.graph
+        ends = [plan.offsets[f"t{graph.storage(t)}"] + graph.tensors[graph.storage(t)].nbytes
+                for t in call.inputs + call.outputs]
+        base = plan.offsets[f"scratch{plan.order[position]}"]
+        for j, op in enumerate(call.ops):
+            rows.append((op.describe(), max(max(ends), base + call.sub_plan.footprint_bytes[j])))
+    return rows
+
+
+def plot_op_memory(series: Mapping[str, Sequence[tuple[str, int]]], path: str | os.PathLike,
+                   title: str = "Arena in use per op") -> Path:
+    """Save a PNG with one step curve per series of (op name, bytes) (see :func:`op_footprints`), drawn on
+    the ops of the first series. Written atomically; returns the path."""
+    if not series:
+        raise PlanError("plot_op_memory needs at least one series; got an empty mapping.")
+    plt = _pyplot()
+    path = Path(path)
+    names = [name for name, _ in next(iter(series.values()))]
+    fig, ax = plt.subplots(figsize=(max(6.0, min(0.22 * len(names) + 3, 24.0)), 4.2), dpi=110)
+    xs = list(range(len(names)))
+    for k, (label, rows) in enumerate(series.items()):
+        by_name = dict(rows)
+        ys = [by_name.get(name, 0) / 1024 for name in names]
+        ax.step(xs, ys, where="mid", color=f"C{k % 10}", linewidth=1.8,
+                label=f"{label}: peak {_kib(max(b for _, b in rows))} KiB")
+    ax.set_xlabel("op (execution order)")
+    ax.set_ylabel("arena in use (KiB)")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, axis="y", alpha=0.3)
+    if len(names) <= _MAX_TICK_LABELS:
+        ax.set_xticks(xs)
+        ax.set_xticklabels(names, rotation=90, fontsize=7)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def plot_peak_bars(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """Save a bar chart of peak SRAM per model: TFLM's arena, ours layer by layer and ours patch by patch
+    (keys ``label``, ``tflm_arena_bytes``, ``peak_sram_bytes``, ``patch_peak_sram_bytes``; None skipped)."""
+    plt = _pyplot()
+    path = Path(path)
+    labels = [str(r["label"]) for r in rows]
+    keys = (("tflm_arena_bytes", "TFLM arena"), ("peak_sram_bytes", "tinyml-kit, layer by layer"),
+            ("patch_peak_sram_bytes", "tinyml-kit, patch-based"))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(labels) + 2), 4.2), dpi=110)
+    width = 0.8 / len(keys)
+    for k, (key, name) in enumerate(keys):
+        xs = [i + (k - 1) * width for i in range(len(labels))]
+        ys = [(r.get(key) or 0) / 1024 for r in rows]
+        bars = ax.bar(xs, ys, width=width, label=name, color=f"C{k}")
+        for bar, r in zip(bars, rows, strict=True):
+            tflm = r.get("tflm_arena_bytes")
+            if key != "tflm_arena_bytes" and r.get(key) and tflm:
+                ax.annotate(f"{r[key] / tflm:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                            ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("peak SRAM (KiB)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Peak SRAM per model (labels: fraction of TFLM's arena)")
+    fig.tight_layout()
+    return _save(fig, plt, path)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - matplotlib ships with the toolkit's extras
+        raise MissingDependencyError("plotting needs matplotlib; install it with `pip install matplotlib`.") \
+            from exc
+    return plt
+
+
+def _save(fig: Any, plt: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     try:

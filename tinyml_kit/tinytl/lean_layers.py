@@ -6,7 +6,8 @@ so ``isinstance(layer, keras.layers.Conv2D)`` still holds and saved models load 
 TensorFlow backend:
 
 * :class:`LeanConv2D`, :class:`LeanDepthwiseConv2D`, :class:`LeanDense`: with a frozen kernel the
-  layer input is not kept for backward (:mod:`tinyml_kit.tinytl.lean_ops`).
+  layer input is not kept for backward (:mod:`tinyml_kit.tinytl.lean_ops`); a ``relu`` /
+  ``relu6`` activation is fused and keeps a 1-bit mask.
 * :class:`FrozenBatchNormalization`: always normalises with the moving statistics (never updates
   them), so it is the affine map ``x * scale + shift``; with a frozen gamma its input is not kept.
 * :class:`LeanReLU`: ReLU / ReLU6 keeping a 1-bit mask instead of a float32 tensor.
@@ -43,23 +44,95 @@ def _values(layer: keras.layers.Layer, kernel: Any) -> tuple[Any, Any]:
     return kernel, bias
 
 
-@keras.saving.register_keras_serializable(package="tinyml_kit")
-class LeanConv2D(keras.layers.Conv2D):
-    """``Conv2D`` that does not keep its input for backward while its kernel is frozen.
+def activation_name(layer: keras.layers.Layer) -> str | None:
+    """The registered name of a layer's ``activation`` (``None`` for linear / absent)."""
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return None
+    name = keras.activations.serialize(activation)
+    name = name if isinstance(name, str) else name.get("config", {}).get("name", "")
+    return None if name == "linear" else name
 
-    Same arguments as ``keras.layers.Conv2D``. The lean path applies to ``channels_last``,
-    ``groups=1`` convolutions on the TensorFlow backend during training; otherwise this is
-    ``Conv2D``.
+
+def _lean_call(layer: keras.layers.Layer, op: Any, inputs: Any, kernel: Any, **kwargs: Any) -> Any:
+    """Run a lean op with the layer's weights, fusing a ReLU / ReLU6 activation into it."""
+    from tinyml_kit.tinytl.lean_ops import ACTIVATIONS
+
+    kernel, bias = _values(layer, kernel)
+    name = activation_name(layer)
+    fused = name if name in ACTIVATIONS else None
+    outputs = op(inputs, kernel, bias, activation=fused, **kwargs)
+    return outputs if fused or name is None else layer.activation(outputs)
+
+
+def short_name(variable: Any) -> str:
+    """A variable's name without its layer path (``"kernel"``, ``"beta"``...)."""
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+class FrozenWeightsMixin:
+    """Keeps per-variable ``trainable`` flags in the layer config.
+
+    Keras saves only the layer's ``trainable`` flag, so a layer whose kernel is frozen while its
+    bias trains would come back from ``load_model`` with both trainable. ``frozen_weights`` lists
+    the variables that stay frozen while the layer trains; ``build`` re-applies it.
+
+    Args:
+        lean: use the memory-lean training path where it applies (default true).
+        frozen_weights: short names of variables that do not train (e.g. ``["kernel"]``).
     """
 
+    def _init_frozen(self, lean: bool, frozen_weights: Any) -> None:
+        self.lean = bool(lean)
+        self.frozen_weights = tuple(frozen_weights or ())
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        keras.layers.Layer.trainable.fset(self, value)  # resets every variable's flag
+        if hasattr(self, "frozen_weights"):
+            self._apply_frozen_weights()
+
+    def build(self, input_shape: Any) -> None:
+        super().build(input_shape)
+        self._apply_frozen_weights()
+
+    def set_frozen_weights(self, names: Any) -> None:
+        """Freeze exactly the variables called ``names`` (others follow ``layer.trainable``)."""
+        self.frozen_weights = tuple(sorted(names))
+        self._apply_frozen_weights()
+
+    def _apply_frozen_weights(self) -> None:
+        for variable in getattr(self, "_trainable_variables", []):
+            variable.trainable = self.trainable and short_name(variable) not in self.frozen_weights
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "lean": self.lean, "frozen_weights": list(self.frozen_weights)}
+
+
+@keras.saving.register_keras_serializable(package="tinyml_kit")
+class LeanConv2D(FrozenWeightsMixin, keras.layers.Conv2D):
+    """``Conv2D`` that does not keep its input for backward while its kernel is frozen.
+
+    Same arguments as ``keras.layers.Conv2D`` plus those of :class:`FrozenWeightsMixin`. The lean
+    path applies to ``channels_last``, ``groups=1`` convolutions on the TensorFlow backend during
+    training; otherwise this is ``Conv2D``.
+    """
+
+    def __init__(self, *args: Any, lean: bool = True, frozen_weights: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_frozen(lean, frozen_weights)
+
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        if not (training and _tf_backend() and self._lean_applies()):
+        if not (training and self.lean and _tf_backend() and self._lean_applies()):
             return super().call(inputs)
         from tinyml_kit.tinytl.lean_ops import frozen_conv2d
 
-        kernel, bias = _values(self, self.kernel)
-        outputs = frozen_conv2d(inputs, kernel, bias, self.strides, self.padding, self.dilation_rate)
-        return self.activation(outputs) if self.activation is not None else outputs
+        return _lean_call(self, frozen_conv2d, inputs, self.kernel, strides=self.strides,
+                          padding=self.padding, dilations=self.dilation_rate)  # fmt: skip
 
     def _lean_applies(self) -> bool:
         return (
@@ -71,21 +144,24 @@ class LeanConv2D(keras.layers.Conv2D):
 
 
 @keras.saving.register_keras_serializable(package="tinyml_kit")
-class LeanDepthwiseConv2D(keras.layers.DepthwiseConv2D):
+class LeanDepthwiseConv2D(FrozenWeightsMixin, keras.layers.DepthwiseConv2D):
     """``DepthwiseConv2D`` that does not keep its input for backward while its kernel is frozen.
 
     The lean path needs ``channels_last``, equal strides and no dilation (TensorFlow backend,
     training); otherwise this is ``DepthwiseConv2D``.
     """
 
+    def __init__(self, *args: Any, lean: bool = True, frozen_weights: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_frozen(lean, frozen_weights)
+
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        if not (training and _tf_backend() and self._lean_applies()):
+        if not (training and self.lean and _tf_backend() and self._lean_applies()):
             return super().call(inputs)
         from tinyml_kit.tinytl.lean_ops import frozen_depthwise_conv2d
 
-        kernel, bias = _values(self, self.kernel)
-        outputs = frozen_depthwise_conv2d(inputs, kernel, bias, self.strides, self.padding)
-        return self.activation(outputs) if self.activation is not None else outputs
+        return _lean_call(self, frozen_depthwise_conv2d, inputs, self.kernel, strides=self.strides,
+                          padding=self.padding)  # fmt: skip
 
     def _lean_applies(self) -> bool:
         return (
@@ -97,24 +173,27 @@ class LeanDepthwiseConv2D(keras.layers.DepthwiseConv2D):
 
 
 @keras.saving.register_keras_serializable(package="tinyml_kit")
-class LeanDense(keras.layers.Dense):
+class LeanDense(FrozenWeightsMixin, keras.layers.Dense):
     """``Dense`` that does not keep its (2-D) input for backward while its kernel is frozen."""
 
+    def __init__(self, *args: Any, lean: bool = True, frozen_weights: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_frozen(lean, frozen_weights)
+
     def call(self, inputs: Any, training: bool | None = None) -> Any:
-        if not (training and _tf_backend() and len(inputs.shape) == 2 and self._lean_applies()):
+        lean = training and self.lean and _tf_backend() and len(inputs.shape) == 2
+        if not (lean and self._lean_applies()):
             return super().call(inputs)
         from tinyml_kit.tinytl.lean_ops import frozen_matmul
 
-        kernel, bias = _values(self, self._kernel)
-        outputs = frozen_matmul(inputs, kernel, bias)
-        return self.activation(outputs) if self.activation is not None else outputs
+        return _lean_call(self, frozen_matmul, inputs, self.kernel)
 
     def _lean_applies(self) -> bool:
         return is_frozen(self, self._kernel) and _plain_float(self)
 
 
 @keras.saving.register_keras_serializable(package="tinyml_kit")
-class FrozenBatchNormalization(keras.layers.BatchNormalization):
+class FrozenBatchNormalization(FrozenWeightsMixin, keras.layers.BatchNormalization):
     """``BatchNormalization`` that always uses its moving statistics and never updates them.
 
     It is the per-channel affine map ``x * scale + shift`` with ``scale = gamma / sqrt(var + eps)``
@@ -126,12 +205,13 @@ class FrozenBatchNormalization(keras.layers.BatchNormalization):
 
     Args:
         lean: use the memory-lean gradient when ``gamma`` is frozen (default true).
+        frozen_weights: see :class:`FrozenWeightsMixin` (e.g. ``["gamma"]``).
         **kwargs: the arguments of ``keras.layers.BatchNormalization``.
     """
 
-    def __init__(self, lean: bool = True, **kwargs: Any) -> None:
+    def __init__(self, lean: bool = True, frozen_weights: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.lean = bool(lean)
+        self._init_frozen(lean, frozen_weights)
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
         lean = training and self.lean and _tf_backend() and is_frozen(self, self.gamma)
@@ -147,9 +227,6 @@ class FrozenBatchNormalization(keras.layers.BatchNormalization):
         if self.center:
             shift = ops.cast(self.beta, dtype) + shift
         return frozen_affine(inputs, ops.stop_gradient(scale), shift)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "lean": self.lean}
 
 
 @keras.saving.register_keras_serializable(package="tinyml_kit")

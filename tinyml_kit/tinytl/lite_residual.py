@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import keras
@@ -11,6 +12,7 @@ from tinyml_kit.zoo.blocks import make_divisible
 
 NORMS = ("group", "batch")
 PADDINGS = ("same", "symmetric")
+UPSAMPLES = ("bilinear", "nearest")
 
 
 def branch_kernel_size(max_kernel: int, resolution: int) -> int:
@@ -39,6 +41,50 @@ def _he_fan_out() -> keras.initializers.Initializer:
     return keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="untruncated_normal")
 
 
+@functools.cache
+def native_grouped_conv() -> bool:
+    """Whether this TensorFlow build runs grouped ``Conv2D`` (and its gradient) on the CPU natively."""
+    import tensorflow as tf
+
+    try:
+        with tf.device("CPU:0"):
+            x = tf.ones([1, 4, 4, 4])
+            kernel = tf.ones([3, 3, 2, 4])
+            with tf.GradientTape() as tape:
+                tape.watch([x, kernel])
+                y = tf.nn.conv2d(x, kernel, 1, "SAME")
+            tape.gradient(y, [x, kernel])
+        return True
+    except (tf.errors.OpError, ValueError):
+        return False
+
+
+@keras.saving.register_keras_serializable(package="tinyml_kit")
+class GroupConv2D(keras.layers.Conv2D):
+    """``Conv2D`` whose grouped convolution avoids Keras' XLA detour on the TensorFlow CPU backend.
+
+    Keras compiles every grouped convolution with XLA on TensorFlow (about 20x slower on CPU for the
+    small convolutions of lite residual branches). This layer calls ``tf.nn.conv2d`` directly when
+    the TensorFlow build supports grouped convolutions natively (oneDNN builds do), and otherwise
+    convolves each group separately and concatenates. Same weights and results as ``Conv2D``.
+    """
+
+    def convolution_op(self, inputs: Any, kernel: Any) -> Any:
+        if self.groups == 1 or keras.backend.backend() != "tensorflow" or self.data_format != "channels_last":
+            return super().convolution_op(inputs, kernel)
+        import tensorflow as tf
+
+        padding, strides, dilations = self.padding.upper(), list(self.strides), list(self.dilation_rate)
+        if native_grouped_conv():
+            return tf.nn.conv2d(inputs, kernel, strides, padding, dilations=dilations)
+        pieces = zip(
+            tf.split(inputs, self.groups, axis=-1), tf.split(kernel, self.groups, axis=-1), strict=True
+        )
+        return tf.concat(
+            [tf.nn.conv2d(x, k, strides, padding, dilations=dilations) for x, k in pieces], axis=-1
+        )
+
+
 def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"Expected `{name}` to be an integer >= {minimum}. Received: {name}={value!r}")
@@ -55,8 +101,9 @@ class LiteResidual(keras.layers.Layer):
     passed through ReLU, projected by a 1x1 convolution to the main branch's channels, normalised by
     a layer whose scale starts at zero (so a new branch leaves the network unchanged) and resized
     bilinearly (half-pixel centres, like PyTorch's ``align_corners=False``) to the main branch's
-    output size. ``mid = make_divisible(in_channels * expand, 8)``. The kernel shrinks by 2 while it
-    exceeds the pooled feature map; a pooled map of one pixel (or ``downsample=None``) uses global
+    output size (or nearest-neighbour, ``upsample="nearest"``).
+    ``mid = make_divisible(in_channels * expand, 8)``. The kernel shrinks by 2 while it exceeds
+    the pooled feature map; a pooled map of one pixel (or ``downsample=None``) uses global
     average pooling and a 1x1 kernel. This is the official ``LiteResidualModule``.
 
     Args:
@@ -72,6 +119,10 @@ class LiteResidual(keras.layers.Layer):
         epsilon: epsilon of both normalisation layers.
         momentum: moving-average momentum of the batch-norm variant (Keras convention).
         group_norm_channels: channels per group of the group-norm variant.
+        upsample: ``"bilinear"`` (official default) or ``"nearest"`` (the official code's
+            ``upsample_type`` option; int8 runtimes without RESIZE_BILINEAR support it).
+        frozen_weights: variables (``"conv1/kernel"``, ``"norm2/beta"``...) that stay frozen while
+            the layer trains; kept in the config because Keras saves only the layer's flag.
         **kwargs: base ``Layer`` arguments (``name``, ``dtype``, ...).
 
     Call arguments:
@@ -103,9 +154,12 @@ class LiteResidual(keras.layers.Layer):
         epsilon: float = 1e-3,
         momentum: float = 0.9,
         group_norm_channels: int = 8,
+        upsample: str = "bilinear",
+        frozen_weights: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.frozen_weights = tuple(frozen_weights or ())
         self.kernel_size = _check_int("kernel_size", kernel_size, 1)
         if kernel_size % 2 == 0:
             raise ValueError(f"Expected an odd `kernel_size`. Received: kernel_size={kernel_size}")
@@ -124,6 +178,9 @@ class LiteResidual(keras.layers.Layer):
         self.epsilon = float(epsilon)
         self.momentum = float(momentum)
         self.group_norm_channels = _check_int("group_norm_channels", group_norm_channels, 1)
+        if upsample not in UPSAMPLES:
+            raise ValueError(f"Expected `upsample` in {UPSAMPLES}. Received: upsample={upsample!r}")
+        self.upsample = upsample
 
     # ------------------------------------------------------------------------------- structure
     def build(self, input_shape: list) -> None:
@@ -131,7 +188,8 @@ class LiteResidual(keras.layers.Layer):
         height, width, in_channels = block_shape[1], block_shape[2], block_shape[3]
         if height is None or width is None or main_shape[1] is None or main_shape[2] is None:
             raise ValueError(
-                f"LiteResidual '{self.name}' needs static spatial sizes; received {block_shape} and {main_shape}"
+                f"LiteResidual '{self.name}' needs static spatial sizes; "
+                f"received {block_shape} and {main_shape}"
             )
         self.in_channels = int(in_channels)
         self.out_channels = int(main_shape[3])
@@ -145,16 +203,20 @@ class LiteResidual(keras.layers.Layer):
                 )
         pooled = None if self.downsample is None else min(height, width) // self.downsample
         self.global_pool = pooled is None or pooled <= 1
-        self.pooled_size = (1, 1) if self.global_pool else (height // self.downsample, width // self.downsample)
+        self.pooled_size = (
+            (1, 1) if self.global_pool else (height // self.downsample, width // self.downsample)
+        )
         self.effective_kernel_size = 1 if self.global_pool else branch_kernel_size(self.kernel_size, pooled)
         k = self.effective_kernel_size
         if self.global_pool:
             self.pool = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{self.name}_pool")
         else:
-            self.pool = keras.layers.AveragePooling2D(self.downsample, self.downsample, name=f"{self.name}_pool")
+            self.pool = keras.layers.AveragePooling2D(
+                self.downsample, self.downsample, name=f"{self.name}_pool"
+            )
         symmetric = self.padding == "symmetric" and self.strides > 1 and k > 1
         self.pad = keras.layers.ZeroPadding2D(k // 2, name=f"{self.name}_pad") if symmetric else None
-        self.conv1 = keras.layers.Conv2D(
+        self.conv1 = GroupConv2D(
             self.mid_channels, k, strides=self.strides, padding="valid" if symmetric else "same",
             groups=self.groups, use_bias=False, kernel_initializer=_he_fan_out(), name=f"{self.name}_conv1",
         )  # fmt: skip
@@ -170,6 +232,37 @@ class LiteResidual(keras.layers.Layer):
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.branch_shape = tuple(shape)
+        self._apply_frozen_weights()
+
+    # ------------------------------------------------------------------------- trainability
+    def weight_key(self, sublayer: keras.layers.Layer, variable: Any) -> str:
+        """``"<sublayer>/<variable>"``, e.g. ``"norm2/beta"``: the names ``frozen_weights`` uses."""
+        return f"{sublayer.name.removeprefix(self.name + '_')}/{variable.name.split('/')[-1]}"
+
+    def set_frozen_weights(self, keys: Any) -> None:
+        """Freeze exactly the variables named ``keys`` (see :meth:`weight_key`)."""
+        self.frozen_weights = tuple(sorted(keys))
+        self._apply_frozen_weights()
+
+    def _apply_frozen_weights(self) -> None:
+        if getattr(self, "norm2", None) is None:  # sublayers not created yet
+            return
+        for sub in self.sublayers:
+            own = list(sub._trainable_variables)
+            keys = [self.weight_key(sub, v) for v in own]
+            sub.trainable = self.trainable and any(k not in self.frozen_weights for k in keys)
+            for variable, key in zip(own, keys, strict=True):
+                variable.trainable = sub.trainable and key not in self.frozen_weights
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        keras.layers.Layer.trainable.fset(self, value)
+        if hasattr(self, "frozen_weights"):
+            self._apply_frozen_weights()
 
     def _make_norm(self, channels: int, gamma_init: str, name: str) -> keras.layers.Layer:
         if self.norm == "group":
@@ -208,12 +301,12 @@ class LiteResidual(keras.layers.Layer):
         x = self.act(x)
         x = self.conv2(x)
         x = self.norm2(x, training=training)
-        if training and keras.backend.backend() == "tensorflow":
+        if training and self.upsample == "bilinear" and keras.backend.backend() == "tensorflow":
             from tinyml_kit.tinytl.lean_ops import resize_bilinear
 
             x = resize_bilinear(x, self.output_size)
-        else:
-            x = ops.image.resize(x, self.output_size, interpolation="bilinear")
+        else:  # nearest: TensorFlow's gradient reads only the static input shape
+            x = ops.image.resize(x, self.output_size, interpolation=self.upsample)
         return ops.add(main, ops.cast(x, main.dtype))
 
     def compute_output_shape(self, input_shape: list) -> tuple:
@@ -232,4 +325,6 @@ class LiteResidual(keras.layers.Layer):
             "epsilon": self.epsilon,
             "momentum": self.momentum,
             "group_norm_channels": self.group_norm_channels,
+            "upsample": self.upsample,
+            "frozen_weights": list(self.frozen_weights),
         }

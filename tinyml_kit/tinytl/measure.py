@@ -1,29 +1,30 @@
 """Measured peak memory of real training steps (TensorFlow backend).
 
-Primary method: TensorFlow's allocator statistics. ``tf.config.experimental.get_memory_info``
-works for ``"CPU:0"`` in TF 2.20 (it reports ``{"current", "peak"}`` bytes of every tensor
-allocated through TensorFlow's CPU allocator, XLA clusters included) and
-``reset_memory_stats`` restarts the peak. A measurement therefore is:
+TensorFlow's allocator statistics are the instrument: ``tf.config.experimental.get_memory_info``
+works for ``"CPU:0"`` in TF 2.20 and reports ``{"current", "peak"}`` bytes of the tensors TensorFlow
+allocated (XLA clusters included); ``reset_memory_stats`` restarts the peak. A measurement is:
 
-1. run one or more warm-up steps (tracing, optimizer slots, one-off buffers);
-2. ``reset_memory_stats``; read ``current`` = resident bytes (weights, optimizer state, inputs);
-3. run one training step (``model.train_on_batch``, i.e. Keras' own ``train_step``);
-4. read ``peak``: ``peak_bytes`` is the process-wide allocator peak during the step and
-   ``step_bytes = peak_bytes - resident_bytes`` what the step itself needed (activations kept for
-   backward, gradients, temporaries).
+1. run warm-up steps (tracing, optimizer slots, one-off buffers);
+2. ``reset_memory_stats``; read ``current`` = resident bytes (weights, optimizer state, the batch);
+3. run one training step (``model.train_on_batch``: Keras' own ``train_step``);
+4. read ``peak``: ``peak_bytes`` is the allocator peak during the step, resident tensors included,
+   and ``step_bytes = peak_bytes - resident_bytes`` what the step itself needed (activations kept
+   for backward, gradients, temporaries).
 
-Cross-check: :func:`rss_high_water` gives the process's peak resident set size (``VmHWM`` of
-``/proc/self/status``, Linux), which :func:`reset_rss_high_water` restarts; the measurement CLI
-(``python -m tinyml_kit.tinytl.measure``) runs a fresh process with glibc told to return freed
-memory to the system (``MALLOC_MMAP_THRESHOLD_``), so the RSS delta of a step is meaningful too.
+Two properties of TensorFlow matter, and :func:`measure_in_subprocess` handles both by measuring
+in a fresh process:
 
-Repeatability: TensorFlow's graph executor runs independent ops in parallel (inter-op threads),
-and the order decides which activations are alive together, so peaks of the same step can differ by
-tens of percent between processes. With ``tf.config.threading.set_inter_op_parallelism_threads(1)``
-(set before TensorFlow runs anything; the CLI does) ops run in one deterministic order and repeated
-measurements agree to the byte. Compare methods at the same batch size, input size and
-``jit_compile`` setting (XLA on CPU plans memory very differently: prefer ``jit_compile=False``, as
-:func:`compile_for_measurement` does).
+* **Coverage.** TensorFlow's default x86 CPU allocator (oneDNN) counts only allocations of 256 KiB
+  and more; with ``TF_CPU_ALLOCATOR_USE_BFC=true`` set before TensorFlow starts, every tensor is
+  counted (to 256-byte granularity). The subprocess sets it; in your own process the figures
+  miss small tensors unless you set it too.
+* **Order.** The graph executor runs independent ops in parallel and in no fixed order, and the order
+  decides which activations are alive together: peaks of the same step can differ by tens of
+  percent between processes. With ``tf.config.threading.set_inter_op_parallelism_threads(1)`` (set
+  before TensorFlow runs anything; the subprocess does) repeated measurements agree to the byte.
+
+Compare methods at the same batch size, input size and ``jit_compile`` setting (XLA on CPU plans
+memory very differently: prefer ``jit_compile=False``, as :func:`compile_for_measurement` does).
 """
 
 from __future__ import annotations
@@ -32,14 +33,13 @@ import json
 import os
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tinyml_kit.tinytl.errors import TinyTLError
 
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+SUBPROCESS_ENV = {"TF_CPU_ALLOCATOR_USE_BFC": "true", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 @dataclass
@@ -50,7 +50,6 @@ class MemoryMeasurement:
     resident_bytes: int  # allocator bytes in use just before the step
     step_bytes: int  # peak_bytes - resident_bytes
     device: str
-    rss_step_bytes: int | None = None  # peak RSS during the step minus RSS before it (Linux)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,35 +80,6 @@ def reset_peak(device: str) -> int:
 
     tf.config.experimental.reset_memory_stats(device)
     return int(memory_info(device)["current"])
-
-
-def _status_kb(field: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def rss_bytes() -> int | None:
-    """Current resident set size (Linux ``VmRSS``), or ``None`` elsewhere."""
-    return _status_kb("VmRSS")
-
-
-def rss_high_water() -> int | None:
-    """Peak resident set size since the last reset (Linux ``VmHWM``), or ``None`` elsewhere."""
-    return _status_kb("VmHWM")
-
-
-def reset_rss_high_water() -> bool:
-    """Restart ``VmHWM`` (writes 5 to ``/proc/self/clear_refs``); ``False`` when not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
 
 
 def compile_for_measurement(model: Any, learning_rate: float = 1e-3) -> Any:
@@ -146,15 +116,11 @@ def measure_training_step(
     for _ in range(max(1, warmup)):
         model.train_on_batch(x, y)
     resident = reset_peak(device)
-    rss_before = rss_bytes()
-    rss_ok = reset_rss_high_water()
     model.train_on_batch(x, y)
     peak = int(memory_info(device)["peak"])
-    rss_peak = rss_high_water()
     if saved is not None:
         model.set_weights(saved)
-    rss_step = rss_peak - rss_before if rss_ok and rss_peak is not None and rss_before is not None else None
-    return MemoryMeasurement(peak, resident, peak - resident, device, rss_step)
+    return MemoryMeasurement(peak, resident, peak - resident, device)
 
 
 def random_batch(model: Any, batch_size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -179,10 +145,11 @@ def measure_in_subprocess(
     norm: str = "batch",
     timeout: float = 900.0,
 ) -> dict[str, Any]:
-    """Measure one method in a fresh Python process (clean allocator and RSS), returning its JSON.
+    """Measure one method in a fresh Python process, returning its JSON report.
 
-    The child builds the backbone (see ``tinytl.backbones``), prepares it, warms up and measures
-    one step as :func:`measure_training_step` does, with glibc returning freed memory to the OS.
+    The child counts every tensor (``TF_CPU_ALLOCATOR_USE_BFC=true``), runs ops in one fixed order
+    (one inter-op thread), builds the backbone (random weights: memory does not depend on them),
+    prepares it, warms up and measures one step as :func:`measure_training_step` does.
     """
     import subprocess
 
@@ -193,7 +160,7 @@ def measure_in_subprocess(
     ]  # fmt: skip
     if not memory_lean:
         command.append("--plain")
-    env = {**os.environ, **MALLOC_ENV, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, **SUBPROCESS_ENV}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -215,12 +182,17 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width-mult", type=float, default=1.0)
     parser.add_argument("--norm", default="batch")
     parser.add_argument("--plain", action="store_true", help="plain Keras layers (no lean gradients)")
-    parser.add_argument("--inter-op-threads", type=int, default=1,
-                        help="TensorFlow inter-op threads (1: sequential op order, repeatable peaks)")
+    parser.add_argument(
+        "--inter-op-threads",
+        type=int,
+        default=1,
+        help="TensorFlow inter-op threads (1: sequential op order, repeatable peaks)",
+    )
     args = parser.parse_args(argv)
     import tensorflow as tf
 
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    memory_info("CPU:0")
 
     from tinyml_kit.tinytl.backbones import build_backbone
     from tinyml_kit.tinytl.memory_model import analyse

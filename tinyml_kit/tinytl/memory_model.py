@@ -38,7 +38,14 @@ RELU_ACTIVATIONS = {"relu", "relu6", "leaky_relu"}
 STATISTIC_NAMES = ("moving_mean", "moving_variance")
 
 # TinyTL Table 2 (ProxylessNAS-Mobile, 224x224, batch 8), MB.
-PUBLISHED_MB = {"full": 391, "norm+last": 192, "last": 31, "bias": 32, "lite_residual": 37, "lite_residual+bias": 37}
+PUBLISHED_MB = {
+    "full": 391,
+    "norm+last": 192,
+    "last": 31,
+    "bias": 32,
+    "lite_residual": 37,
+    "lite_residual+bias": 37,
+}
 
 
 @dataclass
@@ -94,8 +101,16 @@ class _Accountant:
         self.peak_layer = ""
         self.rows: list[LayerCost] = []
 
-    def add(self, layer: keras.layers.Layer, name: str, in_shape: Any, out_shape: Any, shortcut: float,
-            backward: bool, params: bool = True) -> None:
+    def add(
+        self,
+        layer: keras.layers.Layer,
+        name: str,
+        in_shape: Any,
+        out_shape: Any,
+        shortcut: float,
+        backward: bool,
+        params: bool = True,
+    ) -> None:
         ab = self.act_bytes
         n_in, n_out = _elements(in_shape), _elements(out_shape)
         trainable = {id(v) for v in layer.trainable_weights}
@@ -124,11 +139,21 @@ class _Accountant:
         fused = _activation_name(layer) if not isinstance(layer, keras.layers.Activation) else None
         if fused in RELU_ACTIVATIONS | SMOOTH_ACTIVATIONS:  # e.g. Conv2D(activation="relu")
             smooth = fused in SMOOTH_ACTIVATIONS
-            kept = (n_out * ab if smooth else n_out / 8) if backward else 0.0
+            through = backward or bool(trainable)  # the layer's own bias lies upstream of it
+            kept = (n_out * ab if smooth else n_out / 8) if through else 0.0
             self._record(f"{name}/{fused}", fused, n_out, kept, n_out * ab, shortcut, 0, 0)
 
-    def _record(self, name: str, kind: str, n_in: int, stored: float, working: float, shortcut: float,
-                trainable_p: int, frozen_p: int) -> None:
+    def _record(
+        self,
+        name: str,
+        kind: str,
+        n_in: int,
+        stored: float,
+        working: float,
+        shortcut: float,
+        trainable_p: int,
+        frozen_p: int,
+    ) -> None:
         live = working + self.stored + shortcut
         if live > self.peak:
             self.peak, self.peak_layer = live, name
@@ -163,8 +188,14 @@ def _upstream_trainable(view: GraphView) -> dict[int, bool]:
     return result
 
 
-def analyse(model: keras.Model, batch_size: int = 8, *, activation_bits: int = 32,
-            trainable_param_bits: int = 32, frozen_param_bits: int = 8) -> dict[str, Any]:
+def analyse(
+    model: keras.Model,
+    batch_size: int = 8,
+    *,
+    activation_bits: int = 32,
+    trainable_param_bits: int = 32,
+    frozen_param_bits: int = 8,
+) -> dict[str, Any]:
     """The cost model applied to ``model`` as it is: its current trainable flags decide."""
     view = GraphView(model)
     acc = _Accountant(activation_bits / 8, trainable_param_bits, frozen_param_bits)
@@ -208,7 +239,9 @@ def _add_lite_residual(acc: _Accountant, layer: LiteResidual, block_shape: tuple
     backward = bool(layer.trainable_weights)
     for sub in layer.sublayers:
         out = sub.compute_output_shape(shape)
-        acc.add(sub, f"{layer.name}/{sub.name.removeprefix(layer.name + '_')}", shape, out, shortcut, backward)
+        acc.add(
+            sub, f"{layer.name}/{sub.name.removeprefix(layer.name + '_')}", shape, out, shortcut, backward
+        )
         shape = out
 
 

@@ -9,6 +9,7 @@ import keras
 from keras import tree
 
 from tinyml_kit.tinytl.errors import TinyTLError, UnsupportedArchitectureError
+from tinyml_kit.tinytl.folding import Fold, plan_folds
 from tinyml_kit.tinytl.graph import GraphView, InvertedResidualBlock, describe, find_inverted_residual_blocks
 from tinyml_kit.tinytl.lean_layers import (
     FrozenBatchNormalization,
@@ -39,12 +40,13 @@ class LiteResidualOptions:
     norm: str = "group"
     padding: str = "same"
     first_block: bool = False  # the official code skips the network's first block
+    upsample: str = "bilinear"
 
     def layer(self, block: InvertedResidualBlock, name: str, epsilon: float = 1e-3) -> LiteResidual:
         return LiteResidual(
             kernel_size=self.kernel_size, groups=self.groups, expand=self.expand,
             downsample=self.downsample, strides=block.stride, norm=self.norm, padding=self.padding,
-            epsilon=epsilon, name=name,
+            epsilon=epsilon, upsample=self.upsample, name=name,
         )  # fmt: skip
 
 
@@ -59,8 +61,10 @@ def prepare(
     expand: float = 1.0,
     downsample: int | None = 2,
     padding: str = "same",
+    upsample: str = "bilinear",
     first_block: bool = False,
     lite_residual: bool | None = None,
+    fold_norms: bool = True,
     dropout: float = 0.2,
     classifier_activation: str | None = "softmax",
     memory_lean: bool = True,
@@ -81,7 +85,8 @@ def prepare(
     * every ``BatchNormalization`` becomes :class:`~tinyml_kit.tinytl.FrozenBatchNormalization`
       (moving statistics kept, never updated) in every method, ``full`` included;
     * with ``memory_lean``, frozen conv / depthwise / dense layers and ReLUs become their lean
-      variants, whose backward pass keeps no activation TinyTL does not need;
+      variants, whose backward pass keeps no activation TinyTL does not need, and frozen batch
+      norms are folded into the convolutions before them (``fold_norms``);
     * trainable variables are set per method (see ``tinytl.METHODS``): ``last`` the classifier;
       ``norm+last`` also every gamma/beta; ``bias`` every bias and beta; ``lite_residual`` the
       branches; ``lite_residual+bias`` both (the branches' last beta stays frozen, as in the
@@ -95,13 +100,17 @@ def prepare(
         num_classes: outputs of the new classifier; default: those of ``model``'s own classifier.
         norm: normalisation inside lite residual branches: ``"group"`` (paper) or ``"batch"``
             (folds into convolutions for int8 deployment).
-        kernel_size, groups, expand, downsample, padding: lite residual settings
+        kernel_size, groups, expand, downsample, padding, upsample: lite residual settings
             (see :class:`~tinyml_kit.tinytl.LiteResidual`).
         first_block: also attach a branch to the first block.
         lite_residual: attach branches (``None``: only for the ``lite_residual`` methods). ``True``
             with another method attaches them frozen (their biases / scales train as the method
             says), as in the official code, whose every network carries ImageNet-pretrained
             branches; the Table 2 memory column counts them.
+        fold_norms: with ``memory_lean``, fold each frozen batch norm (gamma frozen: every method
+            but ``norm+last`` and ``full``) into the convolution before it, and fuse a following
+            ReLU / ReLU6 into that convolution (see :mod:`tinyml_kit.tinytl.folding`); beta then
+            lives on as the convolution's bias. Same function, fewer buffers.
         dropout: dropout rate before the classifier (official 0.2).
         classifier_activation: activation of the classifier (``None`` for logits).
         memory_lean: use the lean layers (TensorFlow backend); ``False`` gives plain Keras
@@ -117,7 +126,9 @@ def prepare(
         raise TinyTLError(f"unknown lite residual norm {norm!r}; valid: {', '.join(NORMS)}")
     if not 0.0 <= dropout < 1.0:
         raise TinyTLError(f"dropout must be in [0, 1); received dropout={dropout}")
-    options = LiteResidualOptions(kernel_size, groups, expand, downsample, norm, padding, first_block)
+    options = LiteResidualOptions(
+        kernel_size, groups, expand, downsample, norm, padding, first_block, upsample
+    )
     view = GraphView(model)
     for call in view.calls:
         if isinstance(call.layer, LiteResidual):
@@ -137,8 +148,11 @@ def prepare(
     blocks = find_inverted_residual_blocks(view, trunk) if attach else []
     if blocks and not options.first_block:
         blocks = blocks[1:]
-    rebuilt = _rebuild(view, trunk, features, blocks, spec, options, memory_lean)
-    inputs, x, pairs, lite = rebuilt
+    folds = {}
+    if memory_lean and fold_norms and not spec.kernels and not spec.norm_scales:
+        keep = {block.main_output for block in blocks}
+        folds = plan_folds(view, trunk, fuse_relu=spec.name != "last", keep=keep)
+    inputs, x, pairs, lite = _rebuild(view, trunk, features, blocks, folds, spec, options, memory_lean)
     taken = {layer.name for layer, _ in pairs} | {layer.name for layer in lite}
     pool_name, drop_name, head_name = (_unique(n, taken) for n in HEAD_NAMES)
     x = keras.layers.GlobalAveragePooling2D(name=pool_name)(x)
@@ -146,9 +160,11 @@ def prepare(
         x = keras.layers.Dropout(dropout, name=drop_name)(x)
     outputs = keras.layers.Dense(num_classes, activation=classifier_activation, name=head_name)(x)
     inputs = inputs[0] if len(inputs) == 1 else inputs
-    new_model = keras.Model(inputs, outputs, name=name or f"{model.name}_tinytl_{spec.name}".replace("+", "_"))
-    for new_layer, old_layer in pairs:
-        new_layer.set_weights(old_layer.get_weights())
+    new_model = keras.Model(
+        inputs, outputs, name=name or f"{model.name}_tinytl_{spec.name}".replace("+", "_")
+    )
+    for new_layer, weights in pairs:
+        new_layer.set_weights(weights())
     apply_method(new_model, spec, head=(head_name,))
     return new_model
 
@@ -178,7 +194,7 @@ def _short_name(variable: Any) -> str:
     return variable.name.split("/")[-1].split(":")[0]
 
 
-def _relu_max_value(layer: keras.layers.Layer) -> tuple[bool, float | None]:
+def relu_max_value(layer: keras.layers.Layer) -> tuple[bool, float | None]:
     """(is a plain ReLU / ReLU6, its max value)."""
     if isinstance(layer, keras.layers.ReLU):
         plain = layer.negative_slope == 0 and layer.threshold == 0
@@ -192,25 +208,26 @@ def _relu_max_value(layer: keras.layers.Layer) -> tuple[bool, float | None]:
 
 
 def replacement_layer(layer: keras.layers.Layer, spec: Method, memory_lean: bool) -> keras.layers.Layer:
-    """A fresh layer (same config and name) to stand for ``layer`` in the TinyTL model."""
+    """A fresh layer (same config and name) to stand for ``layer`` in the TinyTL model.
+
+    Weighted conv / dense / batch-norm layers become the ``tinyml_kit`` subclasses (which also keep
+    per-variable trainability in their config), with the lean path on when ``memory_lean``.
+    """
     config = layer.get_config()
     kind = type(layer)
-    lean_kernels = memory_lean and not spec.kernels
-    lean_relu = memory_lean and spec.name not in ("last", "full")
-    if kind in (keras.layers.BatchNormalization, FrozenBatchNormalization):
-        return FrozenBatchNormalization.from_config({**config, "lean": memory_lean})
-    for plain, lean in (
+    for plain, ours in (
+        (keras.layers.BatchNormalization, FrozenBatchNormalization),
         (keras.layers.Conv2D, LeanConv2D),
         (keras.layers.DepthwiseConv2D, LeanDepthwiseConv2D),
         (keras.layers.Dense, LeanDense),
     ):
-        if kind in (plain, lean):
-            return (lean if lean_kernels else plain).from_config(config)
-    is_relu, max_value = _relu_max_value(layer)
+        if kind in (plain, ours):
+            return ours.from_config({**config, "lean": memory_lean})
+    is_relu, max_value = relu_max_value(layer)
     if is_relu and kind in (keras.layers.ReLU, LeanReLU, keras.layers.Activation):
-        if lean_relu:
-            return LeanReLU(max_value=max_value, name=layer.name, dtype=layer.dtype_policy)
-        return keras.layers.ReLU(max_value=max_value, name=layer.name, dtype=layer.dtype_policy)
+        lean_relu = memory_lean and spec.name not in ("last", "full")
+        relu = LeanReLU if lean_relu else keras.layers.ReLU
+        return relu(max_value=max_value, name=layer.name, dtype=layer.dtype_policy)
     return kind.from_config(config)
 
 
@@ -219,11 +236,16 @@ def _rebuild(
     trunk: list,
     features: int,
     blocks: list[InvertedResidualBlock],
+    folds: dict[int, Fold],
     spec: Method,
     options: LiteResidualOptions,
     memory_lean: bool,
 ) -> tuple[list, Any, list, list]:
-    """Re-run the trunk's calls on new layers; add lite residuals after each block's main branch."""
+    """Re-run the trunk's calls on new layers; add lite residuals after each block's main branch.
+
+    Returns the new inputs, the new feature tensor, ``(new layer, weights function)`` pairs and the
+    lite residual layers. Calls absorbed by a fold pass their input through.
+    """
     inputs = []
     new: dict[int, Any] = {}
     for key in view.inputs:
@@ -232,18 +254,23 @@ def _rebuild(
         inputs.append(tensor)
         new[key] = tensor
     attach = {block.main_output: block for block in blocks}
+    absorbed = {c.index for fold in folds.values() for c in fold.skipped}
     replaced: dict[int, keras.layers.Layer] = {}
     pairs, lite = [], []
     for call in trunk:
-        layer = replaced.get(id(call.layer))
-        if layer is None:
-            layer = replacement_layer(call.layer, spec, memory_lean)
-            replaced[id(call.layer)] = layer
-            pairs.append((layer, call.layer))
-        filled = {id(t): new[view.canon(t)] for t in call.node.input_tensors}
-        args, kwargs = call.node.arguments.fill_in(filled)
-        kwargs.pop("training", None)  # let fit()/predict() decide
-        outputs = layer(*args, **kwargs)
+        if call.index in absorbed:
+            outputs = new[call.inputs[0]]
+        else:
+            layer = replaced.get(id(call.layer))
+            if layer is None:
+                fold = folds.get(call.index)
+                layer = fold.layer() if fold else replacement_layer(call.layer, spec, memory_lean)
+                replaced[id(call.layer)] = layer
+                pairs.append((layer, fold.weights if fold else call.layer.get_weights))
+            filled = {id(t): new[view.canon(t)] for t in call.node.input_tensors}
+            args, kwargs = call.node.arguments.fill_in(filled)
+            kwargs.pop("training", None)  # let fit()/predict() decide
+            outputs = layer(*args, **kwargs)
         for key, tensor in zip(call.outputs, tree.flatten(outputs), strict=True):
             new[key] = tensor
             block = attach.get(key)
@@ -284,12 +311,16 @@ def apply_method(model: keras.Model, method: str | Method, head: tuple[str, ...]
             layer.trainable = True
         elif isinstance(layer, LiteResidual):
             flags = everything if spec.lite_residual else by_role
-            layer.trainable = True  # the setter resets every sublayer; refine them below
-            for sub in layer.sublayers:
-                if sub.weights:
-                    _set_trainable(sub, flags)
+            frozen = [
+                layer.weight_key(sub, v)
+                for sub in layer.sublayers
+                for v in sub._trainable_variables
+                if not flags[variable_role(sub, v)]
+            ]
             if spec.lite_residual and spec.biases and layer.norm2.center:
-                layer.norm2.beta.trainable = False
+                frozen.append(layer.weight_key(layer.norm2, layer.norm2.beta))
+            layer.trainable = True
+            layer.set_frozen_weights(frozen)
             if not layer.trainable_weights:
                 layer.trainable = False
         elif layer.weights:
@@ -299,6 +330,10 @@ def apply_method(model: keras.Model, method: str | Method, head: tuple[str, ...]
 def _set_trainable(layer: keras.layers.Layer, flags: dict[str, bool]) -> None:
     wanted = [(v, flags[variable_role(layer, v)]) for v in layer.weights]
     layer.trainable = any(flag for _, flag in wanted)
+    frozen = [_short_name(v) for v, flag in wanted if not flag and _short_name(v) not in STATISTICS]
+    if hasattr(layer, "set_frozen_weights"):
+        layer.set_frozen_weights(frozen)
+        return
     for variable, flag in wanted:
         if variable.trainable != flag and _short_name(variable) not in STATISTICS:
             variable.trainable = flag
