@@ -165,11 +165,8 @@ def measured_part(methods: list[str]) -> list[dict]:
 
 
 def transfer_part(config: dict, methods: list[str], seeds: list[int], done: list[dict], save) -> list[dict]:
-    import tensorflow as tf
-
     from tinyml_kit.tinytl import load_transfer_data, run_transfer
 
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     data = load_transfer_data("fashion_mnist", config["image_size"], config["per_class"],
                               config["test_per_class"], seed=0)  # fmt: skip
     runs = list(done)
@@ -307,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         update_results_section(args.results, render(json.loads(results_json.read_text())))
         print(f"rewrote the tinytl section of {args.results}")
         return 0
+    import tensorflow as tf
+
+    tf.config.threading.set_inter_op_parallelism_threads(1)  # one op order: repeatable memory peaks
     config = dict(CONFIGS[args.config])
     seeds = args.seeds if args.seeds is not None else config["seeds"]
     previous = json.loads(results_json.read_text()) if args.resume and results_json.exists() else {}

@@ -157,6 +157,18 @@ def test_errors_name_the_problem(proxyless):
         prepare(prelu, "bias")
 
 
+def test_non_trainable_state_and_frozen_layers_stay_frozen():
+    """keras.applications-style preprocessing (Normalization) and a user-frozen PReLU."""
+    norm = keras.layers.Normalization(name="norm")
+    norm.adapt(np.random.default_rng(0).normal(size=(16, 16, 16, 3)).astype("float32"))
+    prelu = keras.layers.PReLU(name="act")
+    model = keras.Sequential([keras.Input((16, 16, 3)), norm, keras.layers.Conv2D(4, 3, name="conv"), prelu,
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])  # fmt: skip
+    prelu.trainable = False
+    prepared = prepare(model, "full")
+    assert _trainable(prepared) == {"conv/kernel", "conv/bias", "classifier/kernel", "classifier/bias"}
+
+
 @pytest.mark.parametrize("method", ["lite_residual+bias", "bias"])
 def test_reloaded_model_keeps_what_trains(tmp_path, method):
     """Keras saves only layer-level flags; ours keep frozen kernels frozen after load_model."""

@@ -22,7 +22,10 @@ class TrainingMemoryMonitor(keras.callbacks.Callback):
       themselves allocated (activations kept for backward, gradients, temporaries).
 
     Measurement resets TensorFlow's peak counter before each measured batch, so do not combine it
-    with other code that relies on that counter. The figures also go to ``History.history``.
+    with other code that relies on that counter. The figures also go to ``History.history``. With
+    TensorFlow's default x86 CPU allocator, tensors under 256 KiB escape the statistics; set
+    ``TF_CPU_ALLOCATOR_USE_BFC=true`` before TensorFlow starts to count them (see
+    :mod:`tinyml_kit.tinytl.measure`, which also explains why peaks vary between processes).
 
     Args:
         batch_size: the training batch size (for the cost model).

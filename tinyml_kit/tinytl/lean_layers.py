@@ -1,9 +1,9 @@
 """Keras layers whose training-time backward pass keeps only what TinyTL says it needs.
 
-Each class subclasses the Keras layer it replaces (same weights, same config, same forward values),
-so ``isinstance(layer, keras.layers.Conv2D)`` still holds and saved models load anywhere
-``tinyml_kit.tinytl`` is imported. They differ only when called with ``training=True`` on the
-TensorFlow backend:
+Each class subclasses the Keras layer it replaces (same weights, same forward values, the parent's
+config plus ``lean`` and ``frozen_weights``), so ``isinstance(layer, keras.layers.Conv2D)`` still
+holds and saved models load anywhere ``tinyml_kit.tinytl`` is imported. They differ only when called
+with ``training=True`` on the TensorFlow backend:
 
 * :class:`LeanConv2D`, :class:`LeanDepthwiseConv2D`, :class:`LeanDense`: with a frozen kernel the
   layer input is not kept for backward (:mod:`tinyml_kit.tinytl.lean_ops`); a ``relu`` /

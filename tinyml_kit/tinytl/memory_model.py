@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from tinyml_kit.tinytl.graph import NORM_LAYERS, GraphView
+from tinyml_kit.tinytl.lean_layers import activation_name
 from tinyml_kit.tinytl.lite_residual import LiteResidual
 from tinyml_kit.tinytl.methods import METHODS, get_method
 
@@ -65,15 +66,6 @@ class LayerCost:
 
 def _elements(shape: Any) -> int:
     return int(np.prod([d for d in tuple(shape)[1:]], dtype=np.int64))
-
-
-def _activation_name(layer: keras.layers.Layer) -> str | None:
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return None
-    name = keras.activations.serialize(activation)
-    name = name if isinstance(name, str) else name.get("config", {}).get("name", "")
-    return None if name == "linear" else name
 
 
 def _parameter_bytes(layer: keras.layers.Layer, trainable_bits: int, frozen_bits: int) -> tuple[int, int]:
@@ -129,14 +121,14 @@ class _Accountant:
             stored = n_in * ab if gamma is not None and id(gamma) in trainable else 0.0
         else:
             relu = isinstance(layer, keras.layers.ReLU | keras.layers.LeakyReLU)
-            act = _activation_name(layer) if isinstance(layer, keras.layers.Activation) else None
+            act = activation_name(layer) if isinstance(layer, keras.layers.Activation) else None
             if relu or act in RELU_ACTIVATIONS:
                 working, stored = n_in * ab, (n_in / 8 if backward else 0.0)
             elif act in SMOOTH_ACTIVATIONS:
                 working, stored = n_in * ab, (n_in * ab if backward else 0.0)
         trainable_p, frozen_p = _parameter_bytes(layer, *self.bits) if params else (0, 0)
         self._record(name, kind, n_in, stored, working, shortcut, trainable_p, frozen_p)
-        fused = _activation_name(layer) if not isinstance(layer, keras.layers.Activation) else None
+        fused = activation_name(layer) if not isinstance(layer, keras.layers.Activation) else None
         if fused in RELU_ACTIVATIONS | SMOOTH_ACTIVATIONS:  # e.g. Conv2D(activation="relu")
             smooth = fused in SMOOTH_ACTIVATIONS
             through = backward or bool(trainable)  # the layer's own bias lies upstream of it

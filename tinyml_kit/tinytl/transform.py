@@ -178,16 +178,13 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 def _check_layers(calls: list) -> None:
-    """Refuse layers whose variables have no TinyTL role (the message names layer and variable)."""
-    known = KERNEL_VARIABLES + SCALE_VARIABLES + BIAS_VARIABLES + STATISTICS
+    """Refuse layers with a trainable variable that has no TinyTL role (message names both).
+
+    Non-trainable state (batch-norm statistics, ``Normalization`` mean and variance...) never trains.
+    """
     for call in calls:
         for variable in call.layer.weights:
-            if _short_name(variable) not in known:
-                raise UnsupportedArchitectureError(
-                    f"layer {describe(call.layer)} has a variable '{_short_name(variable)}' that TinyTL "
-                    f"cannot classify (known: kernels {KERNEL_VARIABLES}, scales {SCALE_VARIABLES}, "
-                    f"biases {BIAS_VARIABLES}); remove the layer or freeze it into the input pipeline"
-                )
+            variable_role(call.layer, variable)
 
 
 def _short_name(variable: Any) -> str:
@@ -283,7 +280,7 @@ def _rebuild(
 
 
 def variable_role(layer: keras.layers.Layer, variable: Any) -> str:
-    """``"kernel"``, ``"scale"``, ``"bias"`` or ``"statistic"`` for a backbone variable."""
+    """``"kernel"``, ``"scale"``, ``"bias"`` or ``"statistic"`` (never trains) for a backbone variable."""
     short = _short_name(variable)
     if short in KERNEL_VARIABLES:
         return "kernel"
@@ -291,9 +288,13 @@ def variable_role(layer: keras.layers.Layer, variable: Any) -> str:
         return "scale"
     if short in BIAS_VARIABLES:
         return "bias"
-    if short in STATISTICS:
+    if short in STATISTICS or not (layer.trainable and variable.trainable):
         return "statistic"
-    raise UnsupportedArchitectureError(f"layer {describe(layer)}: no TinyTL role for variable '{short}'")
+    raise UnsupportedArchitectureError(
+        f"layer {describe(layer)} has a trainable variable '{short}' that TinyTL cannot classify "
+        f"(known: kernels {KERNEL_VARIABLES}, scales {SCALE_VARIABLES}, biases {BIAS_VARIABLES}); "
+        "remove the layer, or freeze it (layer.trainable = False) to keep it frozen in every method"
+    )
 
 
 def apply_method(model: keras.Model, method: str | Method, head: tuple[str, ...] = ("classifier",)) -> None:
@@ -330,10 +331,11 @@ def apply_method(model: keras.Model, method: str | Method, head: tuple[str, ...]
 def _set_trainable(layer: keras.layers.Layer, flags: dict[str, bool]) -> None:
     wanted = [(v, flags[variable_role(layer, v)]) for v in layer.weights]
     layer.trainable = any(flag for _, flag in wanted)
-    frozen = [_short_name(v) for v, flag in wanted if not flag and _short_name(v) not in STATISTICS]
+    own = {id(v) for v in layer._trainable_variables}  # (KerasVariable == is elementwise)
+    frozen = [_short_name(v) for v, flag in wanted if not flag and id(v) in own]
     if hasattr(layer, "set_frozen_weights"):
         layer.set_frozen_weights(frozen)
         return
     for variable, flag in wanted:
-        if variable.trainable != flag and _short_name(variable) not in STATISTICS:
+        if variable.trainable != flag and id(variable) in own:
             variable.trainable = flag
