@@ -26,19 +26,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from tinyml_kit._atomic import write_section, write_text
+
 HERE = Path(__file__).resolve().parent
 SHARED_MODELS = HERE.parent.parent / "shared" / "models"
-BEGIN, END = "<!-- engine:begin -->", "<!-- engine:end -->"
 SHARED = ("person_detect.tflite", "micro_speech_quantized.tflite", "hello_world_int8.tflite")
 GENERATED = ("mobilenet_v2_035_96", "mcunet_style", "resnet_style")
 
@@ -179,26 +178,6 @@ def published_table() -> str:
     return "\n".join(lines)
 
 
-def update_results_section(path: Path, body: str) -> None:
-    """Replace the text between the engine markers of ``path`` (append the section if absent)."""
-    section = f"{BEGIN}\n{body.strip()}\n{END}"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    write_atomically(path, text)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from tinyml_kit.engine.bench import bench
@@ -246,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Published (TinyEngine README, STM32H743; different models and hardware):")
     print(published_table())
-    write_atomically(args.out / "results.json", json.dumps(
+    write_text(args.out / "results.json", json.dumps(
         {"target": target, "inputs": args.inputs, "seed": args.seed, "machine": platform.platform(),
          "processor": platform.processor() or platform.machine(), "rows": rows,
          "published_tinyengine": PUBLISHED}, indent=1, default=str) + "\n")
@@ -297,7 +276,7 @@ than CMSIS-NN there.
 
 Run time: {time.perf_counter() - started:.0f} s.
 """
-    update_results_section(args.results, body)
+    write_section(args.results, "engine", body)
     print(f"\nwrote {args.results} (engine section), {args.out / 'results.json'}", file=sys.stderr)
     failed = [r["label"] for r in rows if r["error"] or r["bit_exact"] is False]
     if failed:

@@ -36,16 +36,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse
 import json
 import platform
-import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from tinyml_kit._atomic import write_section, write_text
+
 HERE = Path(__file__).resolve().parent
-BEGIN, END = "<!-- tinytl:begin -->", "<!-- tinytl:end -->"
 METHOD_ORDER = ("last", "norm+last", "bias", "lite_residual", "lite_residual+bias", "full")
 PLAIN_METHODS = ("bias", "lite_residual+bias")  # also measured with plain Keras autodiff
 
@@ -98,26 +97,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ------------------------------------------------------------------------------------- output
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def update_results_section(path: Path, body: str) -> None:
-    """Replace the text between the tinytl markers of ``path`` (append the section if absent)."""
-    section = f"{BEGIN}\n{body.strip()}\n{END}"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    write_atomic(path, text)
-
-
 def mean_std(values: list[float], scale: float = 1.0, fmt: str = ".1f") -> str:
     values = [v * scale for v in values if v is not None and np.isfinite(v)]
     if not values:
@@ -293,7 +272,9 @@ def targets(report: dict) -> list[str]:
         out.append(f"TinyTL-L+B within 2 points of FT-Full: {'met' if lb >= full - 2 else 'NOT met'} "
                    f"({lb - full:+.1f} points)")  # fmt: skip
         out.append(f"TinyTL-L+B >= 5 points above FT-Last: {'met' if lb >= last + 5 else 'NOT met'} "
-                   f"({lb - last:+.1f} points)")  # fmt: skip
+                   f"({lb - last:+.1f} points; FT-Full itself is {full - last:+.1f} points above FT-Last "
+                   "here, and in Table 2 TinyTL-L+B minus FT-Last ranges from +0.5 (Pets) and +3.8 (CUB) "
+                   "to +34.1 (Cars): the gap depends on how far the task is from ImageNet)")  # fmt: skip
     return out
 
 
@@ -301,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results_json = args.out / "results.json"
     if args.render_only:
-        update_results_section(args.results, render(json.loads(results_json.read_text())))
+        write_section(args.results, "tinytl", render(json.loads(results_json.read_text())))
         print(f"rewrote the tinytl section of {args.results}")
         return 0
     import tensorflow as tf
@@ -318,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     def save(runs: list[dict] | None = None) -> None:
         if runs is not None:
             report["transfer"] = runs
-        write_atomic(results_json, json.dumps(report, indent=1))
+        write_text(results_json, json.dumps(report, indent=1))
 
     print("1. cost model vs Table 2", flush=True)
     report["cost_model"] = cost_model_part()
@@ -331,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print("3. transfer accuracy", flush=True)
         done = previous.get("transfer", []) if previous.get("config") == config else []
         transfer_part(config, args.methods, seeds, done, save)
-    update_results_section(args.results, render(report))
+    write_section(args.results, "tinytl", render(report))
     print("\n".join(targets(report)))
     print(f"wrote {results_json} and the tinytl section of {args.results}")
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+from tk_testing import require_tool  # noqa: F401  (older imports: from conftest)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -19,21 +19,6 @@ def shared_models() -> Path:
     if not path.is_dir():
         pytest.skip(f"reference models not found at {path} (the ../shared folder beside the checkout)")
     return path
-
-
-def require_tool(name: str) -> str:
-    """Path of a command-line tool, or skip the test saying which Debian package provides it."""
-    providers = {
-        "arm-none-eabi-gcc": "gcc-arm-none-eabi",
-        "qemu-system-arm": "qemu-system-arm",
-        "ngspice": "ngspice",
-        "gcc": "gcc",
-    }
-    found = shutil.which(name)
-    if not found:
-        pkg = providers.get(name, name)
-        pytest.skip(f"{name} not installed (Debian package {pkg}; run scripts/install-system-deps.sh)")
-    return found
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import require_tool
+from tk_testing import require_tool
 
 from tinyml_kit import cli
 from tinyml_kit.errors import MissingDependencyError

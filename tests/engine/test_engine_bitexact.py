@@ -11,7 +11,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+from tk_testing import require_tool
 
 from tinyml_kit import engine
 from tinyml_kit.engine import bench

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_tool
+from tk_testing import require_tool
 
 from tinyml_kit.cli import main
 from tinyml_kit.engine import bench, tflm

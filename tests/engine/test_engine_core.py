@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_tool
+from tk_testing import require_tool
 
 from tinyml_kit.engine import codegen, modelgen, tflm
 from tinyml_kit.engine.errors import BuildError, EngineError, RunError

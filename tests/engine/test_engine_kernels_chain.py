@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_tool
 from test_engine_kernels_common import KERNEL_DIR, convert_model, random_samples, read_graph
+from tk_testing import require_tool
 
 from tinyml_kit.engine import tflm
 from tinyml_kit.engine.project import compile

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import require_tool
+from tk_testing import require_tool
 
 from tinyml_kit.engine.ir import Graph, Op, Quantization, Tensor
 from tinyml_kit.engine.lowering import KernelCall, lower_op

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_tool
+from tk_testing import require_tool
 
 from tinyml_kit.engine import bench, compile
 from tinyml_kit.engine import modelgen as mg

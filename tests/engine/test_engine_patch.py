@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
+from tk_testing import require_tool
 
 from tinyml_kit.engine import PatchConfig, bench, compile
 from tinyml_kit.engine import modelgen as mg

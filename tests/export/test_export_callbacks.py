@@ -10,7 +10,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from conftest import require_tool  # noqa: E402
+from tk_testing import require_tool  # noqa: E402
 
 from tinyml_kit.callbacks import BudgetWarning, ExportFirmware, MCUBudget, check_engine  # noqa: E402
 from tinyml_kit.errors import MissingDependencyError  # noqa: E402

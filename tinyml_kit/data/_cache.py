@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from tinyml_kit._atomic import atomic_write
 from tinyml_kit._paths import cache_dir
 
 # Bump when the conversion from source files to arrays changes, so old caches are not reused.
@@ -33,21 +32,6 @@ def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; caches may be shared via $TINYML_KIT_HOME
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     """Write ``arrays`` to an uncompressed ``.npz`` atomically."""
 
@@ -55,7 +39,8 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> Path:
         with open(tmp, "wb") as f:  # a file object: numpy must not append ".npz" to the temp name
             np.savez(f, **arrays)
 
-    return atomic_write(path, write)
+    # 0644: caches may be shared between users via $TINYML_KIT_HOME
+    return atomic_write(path, write, mode=0o644)
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray] | None:

@@ -8,11 +8,11 @@ matplotlib is imported only inside the plotting functions (Agg backend, no displ
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tinyml_kit._atomic import save_figure
 from tinyml_kit.engine.planner import Plan, PlanError, Problem
 from tinyml_kit.errors import MissingDependencyError
 
@@ -74,18 +74,7 @@ def plot_live_memory(plans: Mapping[str, Plan], step_names: Sequence[str], path:
     ax.set_title("Live arena memory per op")
     fig.tight_layout()
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
+    return _save(fig, plt, Path(path))
 
 
 def op_footprints(project: Any) -> list[tuple[str, int]]:
@@ -181,18 +170,10 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, plt: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
-    return path
 
 
 def plan_table(problem: Problem, plan: Plan) -> str:

@@ -1,4 +1,4 @@
-"""File helpers: atomic writes (a reader never sees a half-written file), quiet native stderr."""
+"""File helpers: atomic writes (re-exported from ``tinyml_kit._atomic``), quiet native stderr."""
 
 from __future__ import annotations
 
@@ -7,29 +7,11 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
+from tinyml_kit._atomic import write_bytes as atomic_write_bytes
+from tinyml_kit._atomic import write_text as atomic_write_text
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Text version of :func:`atomic_write_bytes` (UTF-8)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
+__all__ = ["atomic_write_bytes", "atomic_write_text", "captured_native_stderr"]
 
 
 @contextlib.contextmanager

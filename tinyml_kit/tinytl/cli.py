@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from tinyml_kit._atomic import save_model, write_text
 from tinyml_kit.tinytl.errors import TinyTLError
 from tinyml_kit.tinytl.methods import METHODS
 
@@ -107,7 +106,7 @@ def _memory(args: argparse.Namespace) -> int:
     print("MB = 10^6 bytes; memory = peak stored activations x batch + parameters "
           "(trained 32-bit, frozen 8-bit)")  # fmt: skip
     if args.json:
-        _write_text(args.json, json.dumps(reports, indent=1))
+        write_text(args.json, json.dumps(reports, indent=1))
     return 0
 
 
@@ -132,14 +131,14 @@ def _fit(args: argparse.Namespace) -> int:
           f"{1000 * result.seconds_per_step:.0f} ms/step")  # fmt: skip
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        _save_model(result.model, args.out / "model.keras")
+        save_model(result.model, args.out / "model.keras")
         summary = {**result.summary(), "backbone": args.backbone, "data": data.name, "epochs": args.epochs,
                    "batch_size": args.batch_size, "history": result.history}  # fmt: skip
         if args.tflite:
             summary["tflite"] = str(
                 _export_int8(result.model, data, args.backbone, args.out / "model_int8.tflite")
             )
-        _write_text(args.out / "metrics.json", json.dumps(summary, indent=1))
+        write_text(args.out / "metrics.json", json.dumps(summary, indent=1))
         print(f"wrote {args.out}")
     return 0
 
@@ -150,22 +149,3 @@ def _export_int8(model: Any, data: Any, backbone: str, path: Path) -> Path:
 
     samples = get_backbone(backbone).preprocess(data.x_train[:200])
     return to_tflite(model, samples, int8=True, path=path)
-
-
-def _save_model(model: Any, path: Path) -> None:
-    handle, tmp = tempfile.mkstemp(suffix=".keras", dir=path.parent)
-    os.close(handle)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
