@@ -82,7 +82,8 @@ class FrozenWeightsMixin:
         frozen_weights: short names of variables that do not train (e.g. ``["kernel"]``).
     """
 
-    def _init_frozen(self, lean: bool, frozen_weights: Any) -> None:
+    def __init__(self, *args: Any, lean: bool = True, frozen_weights: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # the Keras layer this mixin precedes
         self.lean = bool(lean)
         self.frozen_weights = tuple(frozen_weights or ())
 
@@ -122,10 +123,6 @@ class LeanConv2D(FrozenWeightsMixin, keras.layers.Conv2D):
     training; otherwise this is ``Conv2D``.
     """
 
-    def __init__(self, *args: Any, lean: bool = True, frozen_weights: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_frozen(lean, frozen_weights)
-
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not (training and self.lean and _tf_backend() and self._lean_applies()):
             return super().call(inputs)
@@ -151,10 +148,6 @@ class LeanDepthwiseConv2D(FrozenWeightsMixin, keras.layers.DepthwiseConv2D):
     training); otherwise this is ``DepthwiseConv2D``.
     """
 
-    def __init__(self, *args: Any, lean: bool = True, frozen_weights: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_frozen(lean, frozen_weights)
-
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         if not (training and self.lean and _tf_backend() and self._lean_applies()):
             return super().call(inputs)
@@ -175,10 +168,6 @@ class LeanDepthwiseConv2D(FrozenWeightsMixin, keras.layers.DepthwiseConv2D):
 @keras.saving.register_keras_serializable(package="tinyml_kit")
 class LeanDense(FrozenWeightsMixin, keras.layers.Dense):
     """``Dense`` that does not keep its (2-D) input for backward while its kernel is frozen."""
-
-    def __init__(self, *args: Any, lean: bool = True, frozen_weights: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_frozen(lean, frozen_weights)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         lean = training and self.lean and _tf_backend() and len(inputs.shape) == 2
@@ -209,9 +198,6 @@ class FrozenBatchNormalization(FrozenWeightsMixin, keras.layers.BatchNormalizati
         **kwargs: the arguments of ``keras.layers.BatchNormalization``.
     """
 
-    def __init__(self, lean: bool = True, frozen_weights: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._init_frozen(lean, frozen_weights)
 
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
         lean = training and self.lean and _tf_backend() and is_frozen(self, self.gamma)
