@@ -39,19 +39,27 @@ def test_fit_refuses_tflite_without_out():
         _run("fit", "--tflite")
 
 
+def test_fit_deploy_refuses_group_norm(tmp_path):
+    with pytest.raises(TinyTLError, match="--norm batch"):
+        _run("fit", "--deploy", "host", "--norm", "group", "--out", str(tmp_path))
+
+
 def test_unknown_data_names_the_choices():
     with pytest.raises(TinyTLError, match="fashion_mnist"):
         _run("fit", "--data", "no_such_dataset_or_folder", "--backbone", "proxylessnas_mobile")
 
 
 @pytest.mark.slow
-def test_fit_writes_model_metrics_and_int8(tmp_path, capsys):
+def test_fit_writes_model_metrics_and_a_bit_exact_firmware_project(tmp_path, capsys):
     out = tmp_path / "run"
     code = _run("fit", "--backbone", "proxylessnas_mobile", "--method", "lite_residual+bias",
                 "--image-size", "32", "--per-class", "4", "--test-per-class", "2", "--epochs", "1",
-                "--out", str(out), "--tflite", "--quiet")  # fmt: skip
+                "--out", str(out), "--deploy", "host", "--quiet")  # fmt: skip
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["modelled_bytes"] > 0
     assert (out / "model.keras").stat().st_size > 0 and (out / "model_int8.tflite").stat().st_size > 0
-    assert "test accuracy" in capsys.readouterr().out
+    assert metrics["deploy"]["reference"] in ("tflm", "litert") and metrics["deploy"]["checked_samples"] == 5
+    assert (out / "project" / "model.c").is_file()
+    printed = capsys.readouterr().out
+    assert "test accuracy" in printed and "outputs equal" in printed

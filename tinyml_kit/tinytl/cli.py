@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--plain", action="store_true", help="plain Keras gradients (no memory-lean layers)")
     fit.add_argument("--out", type=Path, help="folder for model.keras and metrics.json")
     fit.add_argument("--tflite", action="store_true", help="also export an int8 model_int8.tflite into --out")
+    fit.add_argument("--deploy", choices=("host", "cortex-m4"),
+                     help="also export int8 and compile a firmware project into --out, checked bit-exact "
+                          "against TFLM (needs --norm batch)")  # fmt: skip
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -114,8 +117,10 @@ def _fit(args: argparse.Namespace) -> int:
     from tinyml_kit.tinytl.memory_model import MB
     from tinyml_kit.tinytl.train import load_transfer_data, run_transfer
 
-    if args.tflite and args.out is None:
-        raise TinyTLError("--tflite needs --out (the folder to write model_int8.tflite into)")
+    if (args.tflite or args.deploy) and args.out is None:
+        raise TinyTLError("--tflite and --deploy need --out (the folder to write model_int8.tflite into)")
+    if args.deploy and args.norm != "batch":
+        raise TinyTLError("--deploy needs --norm batch: group norm has no int8 TFLite form")
     data = load_transfer_data(args.data, args.image_size, args.per_class, args.test_per_class, seed=args.seed)
     print(
         f"{data.name}: {len(data.x_train)} train / {len(data.x_test)} test images, {data.num_classes} classes"
@@ -134,18 +139,35 @@ def _fit(args: argparse.Namespace) -> int:
         save_model(result.model, args.out / "model.keras")
         summary = {**result.summary(), "backbone": args.backbone, "data": data.name, "epochs": args.epochs,
                    "batch_size": args.batch_size, "history": result.history}  # fmt: skip
-        if args.tflite:
-            summary["tflite"] = str(
-                _export_int8(result.model, data, args.backbone, args.out / "model_int8.tflite")
-            )
+        if args.deploy:
+            summary["deploy"] = _deploy(result.model, data, args.backbone, args.out, args.deploy)
+        elif args.tflite:
+            summary["tflite"] = str(_export_int8(result.model, data, args.backbone, args.out))
         write_text(args.out / "metrics.json", json.dumps(summary, indent=1))
         print(f"wrote {args.out}")
     return 0
 
 
-def _export_int8(model: Any, data: Any, backbone: str, path: Path) -> Path:
-    from tinyml_kit.export import to_tflite
+def _calibration_samples(data: Any, backbone: str) -> Any:
     from tinyml_kit.tinytl.backbones import get_backbone
 
-    samples = get_backbone(backbone).preprocess(data.x_train[:200])
-    return to_tflite(model, samples, int8=True, path=path)
+    return get_backbone(backbone).preprocess(data.x_train[:200])
+
+
+def _export_int8(model: Any, data: Any, backbone: str, out: Path) -> Path:
+    from tinyml_kit.tinytl.deploy import TFLITE_NAME, export_int8
+
+    return export_int8(model, _calibration_samples(data, backbone), out / TFLITE_NAME)
+
+
+def _deploy(model: Any, data: Any, backbone: str, out: Path, target: str) -> dict[str, Any]:
+    from tinyml_kit.tinytl.deploy import deploy
+
+    result = deploy(model, _calibration_samples(data, backbone), out, target=target)
+    project = result.project
+    print(f"firmware project {project.out_dir}: peak SRAM {project.peak_sram_bytes:,} B, flash "
+          f"{project.flash_bytes:,} B; outputs equal {result.reference.upper()}'s on "
+          f"{result.checked_samples} inputs")  # fmt: skip
+    return {"tflite": str(result.tflite), "project": str(project.out_dir), "target": target,
+            "peak_sram_bytes": project.peak_sram_bytes, "flash_bytes": project.flash_bytes,
+            "reference": result.reference, "checked_samples": result.checked_samples}  # fmt: skip
