@@ -6,12 +6,19 @@ run is scored on ``--fid-samples`` EMA-generator images against the full 60k tra
 offline classifier features (``tinyml_kit.diffaug.features``): those FID/KID values rank the runs but are
 NOT comparable to the Inception-FIDs of the paper, shown beside them only for the direction and size of
 the effect. Pass ``--inception-weights`` with a local InceptionV3 weights file for Inception features.
+Defaults: DCGAN width 64, batch 32, 3000 steps, G lr 2e-4 and D lr 4e-4 (a D able to overfit a small
+set); each run also records D's train/held-out logit gap (``OverfitProbe``, test split held out).
 
-    python benchmarks/diffaug_fid.py                                    # full grid (hours on a CPU)
+    python benchmarks/diffaug_fid.py                                    # full grid: 24 runs
     python benchmarks/diffaug_fid.py --fractions 0.1 --seeds 0 --steps 300 --fid-samples 2000   # smoke
 
+One 3000-step run took 18-20 min on a shared 2-core CPU (four runs side by side, ~310 ms/step each), so
+the full grid is hours on a CPU. Grids started side by side with different ``--out`` folders are
+combined with ``--merge DIR [DIR ...] --out OUT``.
+
 Writes its section of benchmarks/RESULTS.md (between ``<!-- diffaug:begin -->`` and
-``<!-- diffaug:end -->``; other sections untouched), ``<out>/results.json`` and one sample grid per run.
+``<!-- diffaug:end -->``; other sections untouched; reduced or incomplete grids are labelled),
+``<out>/results.json`` (after every run) and one sample grid per run.
 """
 
 from __future__ import annotations
@@ -48,10 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=ints, default=[0, 1])
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--arch", default="dcgan")
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--latent-dim", type=int, default=128)
+    p.add_argument("--d-lr", type=float, default=4e-4, help="2x G's: a D strong enough to overfit")
+    p.add_argument("--g-lr", type=float, default=2e-4)
     p.add_argument("--policy", default="color,translation,cutout")
     p.add_argument("--fid-samples", type=int, default=10_000)
     p.add_argument("--inception-weights", type=Path, default=None)
@@ -59,6 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
     p.add_argument("--verbose", type=int, default=0, help="Keras progress bar per run (0, 1 or 2)")
     p.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from <out>/results.json")
+    p.add_argument(
+        "--merge", type=Path, nargs="+", default=None, metavar="DIR",
+        help="combine the results.json of grids run side by side (other --out folders) into <out>",
+    )  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -85,16 +98,31 @@ def mean_std(values: list[float], fmt: str = ".2f") -> str:
 
 
 def results_table(runs: list[dict], fractions: list[float], modes: list[str]) -> str:
-    """Markdown table: one row per fraction, FID and KID mean ± std over seeds per mode."""
-    head = "| data | " + " | ".join(f"FID {m}" for m in modes) + " | " + " | ".join(f"KID {m}" for m in modes)
-    lines = [head + " |", "|" + "---|" * (1 + 2 * len(modes))]
+    """Markdown table: one row per fraction, FID, KID and D's train-held-out gap (mean ± std over seeds)."""
+    columns = [("fid", "FID", ".2f"), ("kid", "KID", ".3g")]
+    if any("d_gap" in r for r in runs):
+        columns.append(("d_gap", "D gap", ".2f"))
+    head = "| data | " + " | ".join(f"{title} {m}" for _, title, _ in columns for m in modes)
+    lines = [head + " |", "|" + "---|" * (1 + len(columns) * len(modes))]
     for fraction in fractions:
         cells = [f"{fraction:.0%}"]
-        for key, fmt in (("fid", ".2f"), ("kid", ".3g")):
+        for key, _, fmt in columns:
             for mode in modes:
-                vals = [r[key] for r in runs if r["fraction"] == fraction and r["mode"] == mode]
+                vals = [r[key] for r in runs if r["fraction"] == fraction and r["mode"] == mode and key in r]
                 cells.append(mean_std(vals, fmt))
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def runs_table(runs: list[dict]) -> str:
+    """Markdown table of every run: FID, KID, D gap, final p, step time and wall time."""
+    lines = ["| data | mode | seed | FID | KID | D gap | p | ms/step | s |", "|" + "---|" * 9]
+    for r in runs:
+        gap = f"{r['d_gap']:.2f}" if "d_gap" in r else "-"
+        lines.append(
+            f"| {r['fraction']:.0%} | {r['mode']} | {r['seed']} | {r['fid']:.2f} | {r['kid']:.3g} | {gap} | "
+            f"{r['p_final']:.2f} | {r['step_ms']:.0f} | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -134,6 +162,80 @@ def overhead_summary(runs: list[dict], aug_ms: float, batch: int) -> tuple[str, 
     return text, share
 
 
+def merge_reports(reports: list[dict]) -> dict:
+    """One payload from grids run side by side (e.g. one process per fraction or seed).
+
+    Runs are concatenated; fractions, modes and seeds become the union (fractions in descending order);
+    the wall time is that of the longest grid. The grids must share every other setting.
+    """
+    if not reports:
+        raise SystemExit("--merge needs at least one folder with a results.json")
+    first = reports[0]["settings"]
+    keys = ("arch", "steps", "batch_size", "width", "latent_dim", "policy", "fid_samples", "features", "data")
+    for report in reports[1:]:
+        differing = [k for k in keys if report["settings"].get(k) != first.get(k)]
+        if differing:
+            raise SystemExit(f"Cannot merge grids whose settings differ in {', '.join(differing)}.")
+    union = lambda key: sorted({v for r in reports for v in r["settings"][key]})  # noqa: E731
+    modes = [m for m in ("none", "diffaug", "adaptive") if m in union("modes")]
+    settings = first | {"fractions": union("fractions")[::-1], "modes": modes, "seeds": union("seeds")}
+    return {
+        "command": equivalent_command(reports[0]["command"], settings),
+        "settings": settings,
+        "runs": [run for r in reports for run in r["runs"]],
+        "augment_ms": float(np.median([r["augment_ms"] for r in reports])),
+        "wall_seconds": max(r["wall_seconds"] for r in reports),
+        "device": " / ".join(sorted({r["device"] for r in reports})),
+        "shards": len(reports),
+    }
+
+
+def equivalent_command(command: str, settings: dict) -> str:
+    """The one-process command of a merged grid: ``command`` with the union of fractions, modes, seeds."""
+    tokens, kept = command.split(), []
+    replaced = ("--fractions", "--modes", "--seeds", "--out", "--results")
+    skip = False
+    for token in tokens:
+        if skip or token in replaced:
+            skip = token in replaced
+            continue
+        kept.append(token)
+    join = lambda values: ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)  # noqa: E731
+    return " ".join([
+        *kept, "--fractions", join(settings["fractions"]), "--modes", join(settings["modes"]),
+        "--seeds", join(settings["seeds"]),
+    ])  # fmt: skip
+
+
+def fid_change_summary(runs: list[dict], fractions: list[float], target: float = -30.0) -> str:
+    """``FID change vs none`` per fraction and augmented mode (means over seeds), against ``target`` %."""
+    parts = []
+    for fraction in fractions:
+        base = [r["fid"] for r in runs if r["fraction"] == fraction and r["mode"] == "none"]
+        for mode in ("diffaug", "adaptive"):
+            vals = [r["fid"] for r in runs if r["fraction"] == fraction and r["mode"] == mode]
+            if base and vals:
+                change = 100.0 * (np.mean(vals) / np.mean(base) - 1.0)
+                verdict = "meets" if change <= target else "misses"
+                parts.append(f"{mode} {change:+.0f}% at {fraction:.0%} ({verdict} the {target:.0f}% target)")
+    return "FID change vs no augmentation (means over seeds): " + "; ".join(parts) + "." if parts else ""
+
+
+REDUCIBLE = ("fractions", "modes", "seeds", "steps", "fid_samples")
+
+
+def reduced_settings(settings: dict) -> list[str]:
+    """``"name value (default d)"`` for each grid setting of a report smaller than the default."""
+    defaults = vars(parse_args([]))
+    out = []
+    for key in REDUCIBLE:
+        value, default = settings.get(key), defaults[key]
+        smaller = len(value) < len(default) if isinstance(default, list) else value < default
+        if value is not None and smaller:
+            out.append(f"{key.replace('_', '-')} {value} (default {default})")
+    return out
+
+
 def render(report: dict) -> str:
     """The RESULTS.md section from a ``results.json`` payload (also used by ``--render-only``)."""
     a = report["settings"]
@@ -142,17 +244,41 @@ def render(report: dict) -> str:
         "**These classifier-feature FIDs are not comparable to Inception-FID.** "
     )  # fmt: skip
     overhead_text, _ = overhead_summary(report["runs"], report["augment_ms"], a["batch_size"])
-    full_grid = len(a["seeds"]) >= 2 and len(a["fractions"]) >= 4 and len(a["modes"]) >= 3
-    status = "" if full_grid else "**Preliminary (reduced configuration; the full grid was not run).** "
+    reduced = reduced_settings(a)
+    status = f"**Reduced run** ({'; '.join(reduced)} instead of the default grid). " if reduced else ""
+    shards = report.get("shards", 1)
+    sharded = f" (run as {shards} grids side by side, then `--merge`)" if shards > 1 else ""
+    planned = len(a["fractions"]) * len(a["modes"]) * len(a["seeds"])
+    if len(report["runs"]) < planned:
+        status += f"**Incomplete: {len(report['runs'])} of {planned} runs finished** (`-` = not run). "
     return "\n".join([
         "## DiffAugment: FID/KID vs data fraction (Fashion-MNIST)",
         "",
-        f"{status}`{report['command']}` — {a['arch']} G/D, {a['steps']} steps × batch {a['batch_size']}, "
+        f"{status}`{report['command']}`"
+        + sharded
+        + f" — {a['arch']} G/D, {a['steps']} steps × batch {a['batch_size']}, "
         f"seeds {a['seeds']}, policy `{a['policy']}`; adaptive = ADA rule (target 0.6) on p starting at 0. "
         f"Scored on {a['fid_samples']} EMA-generator samples against the full {a['reference_images']}-image "
         f"train split with {a['features']}.",
         "",
         results_table(report["runs"], a["fractions"], a["modes"]),
+        "",
+        *([summary, ""] if (summary := fid_change_summary(report["runs"], a["fractions"])) else []),
+        *(
+            [
+                "D gap = D's mean logit on (up to) 1000 training reals minus 1000 held-out (test-split) "
+                "reals at the end, both through the run's own augmentation: near 0 while D generalises, "
+                "large when D memorises its training set (the overfitting DiffAugment targets).",
+                "",
+            ]
+            if any("d_gap" in r for r in report["runs"])
+            else []
+        ),
+        "<details><summary>Every run</summary>",
+        "",
+        runs_table(report["runs"]),
+        "",
+        "</details>",
         "",
         f"{inception_note}The paper's figures, for the direction and size of the effect only:",
         "",
@@ -160,7 +286,9 @@ def render(report: dict) -> str:
         "",
         f"Augmentation overhead: {overhead_text}",
         "",
-        f"Budget: {report['wall_seconds'] / 60:.1f} min wall on {report['device']} (shared machine: timings "
+        f"Budget: {report['wall_seconds'] / 60:.1f} min wall"
+        + (f" ({report['shards']} grids run side by side)" if report.get("shards", 1) > 1 else "")
+        + f" on {report['device']} (shared machine: timings "
         f"indicative). Sample grids and results.json: `{a['out']}`.",
     ])  # fmt: skip
 
@@ -174,10 +302,15 @@ def _display_path(path: Path) -> str:
 
 
 def run_grid(args: argparse.Namespace, command: str) -> dict:
-    """Trains and scores every (fraction, seed, mode); returns the ``results.json`` payload."""
+    """Trains and scores every (fraction, seed, mode); returns the ``results.json`` payload.
+
+    The payload is also saved to ``<out>/results.json`` after every run, so an interrupted grid keeps
+    its finished runs.
+    """
     import tensorflow as tf
 
     from tinyml_kit import data
+    from tinyml_kit.diffaug._io import save_text
     from tinyml_kit.diffaug.features import classifier_extractor, inception_extractor, reference_features
     from tinyml_kit.diffaug.train import TrainConfig, augmentation_overhead, evaluate_gan, train_gan
 
@@ -188,11 +321,30 @@ def run_grid(args: argparse.Namespace, command: str) -> dict:
     else:
         extractor = classifier_extractor(args.data)
     reference = reference_features(extractor, args.data, "train")
+    heldout = data.load(args.data, "test").x  # never trained on: D's overfitting probe
+    aug_ms = 1000 * augmentation_overhead(args.policy, full.image_shape, args.batch_size)
+    gpus = tf.config.list_physical_devices("GPU")
+    cpu = f"{os.cpu_count()} logical CPUs, {platform.processor() or platform.machine()}"
+    settings = {
+        key: (_display_path(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
+    } | {"features": extractor.describe(), "reference_images": len(full)}
+    runs: list[dict] = []
+
+    def payload() -> dict:
+        return {
+            "command": command,
+            "settings": settings,
+            "runs": runs,
+            "augment_ms": aug_ms,
+            "wall_seconds": time.perf_counter() - started,
+            "device": f"{len(gpus)} GPU(s) + {cpu}" if gpus else f"CPU only, {cpu}",
+        }
+
     base = TrainConfig(
         policy=args.policy, arch=args.arch, steps=args.steps, batch_size=args.batch_size,
         latent_dim=args.latent_dim, width=args.width, log_every=max(args.steps // 10, 1),
+        d_lr=args.d_lr, g_lr=args.g_lr,
     )  # fmt: skip
-    runs: list[dict] = []
     total = len(args.fractions) * len(args.modes) * len(args.seeds)
     for fraction in args.fractions:
         subset = full if fraction >= 1.0 else full.subset(fraction=fraction, seed=args.data_seed)
@@ -200,35 +352,27 @@ def run_grid(args: argparse.Namespace, command: str) -> dict:
             for mode in args.modes:
                 config = replace(base, augment=mode, seed=seed)
                 run_dir = args.out / f"{args.data}_{fraction:g}_{mode}_s{seed}"
-                result = train_gan(config, subset.x, out_dir=run_dir, grid_every=0, verbose=args.verbose)
+                result = train_gan(
+                    config, subset.x, out_dir=run_dir, grid_every=0, verbose=args.verbose, heldout=heldout
+                )
+                probe = result.overfit_history
                 scores = evaluate_gan(result.gan, extractor, reference, args.fid_samples, seed=seed)
                 p_final = result.gan.augment.probability if result.gan.augment is not None else 0.0
                 runs.append({
                     "fraction": fraction, "images": len(subset), "mode": mode, "seed": seed,
                     "fid": scores["fid"], "kid": scores["kid"], "kid_std": scores["kid_std"],
                     "step_ms": 1000 * result.step_seconds, "seconds": result.seconds, "p_final": p_final,
-                    "grid": str(result.samples[-1]) if result.samples else None,
+                    "d_gap": probe[-1]["gap"], "d_gap_history": [(r["step"], r["gap"]) for r in probe],
+                    "grid": _display_path(result.samples[-1]) if result.samples else None,
                 })  # fmt: skip
                 print(
                     f"[{len(runs)}/{total}] {fraction:>5.0%} {len(subset):>6} imgs  {mode:<8} seed {seed}: "
-                    f"FID {scores['fid']:8.3f}  KID {scores['kid']:8.4g}  "
+                    f"FID {scores['fid']:8.3f}  KID {scores['kid']:8.4g}  D gap {probe[-1]['gap']:6.2f}  "
                     f"{1000 * result.step_seconds:6.1f} ms/step  p={p_final:.2f}  ({result.seconds:.0f} s)",
                     flush=True,
                 )
-    aug_ms = 1000 * augmentation_overhead(args.policy, full.image_shape, args.batch_size)
-    gpus = tf.config.list_physical_devices("GPU")
-    cpu = f"{os.cpu_count()} logical CPUs, {platform.processor() or platform.machine()}"
-    settings = {
-        key: (_display_path(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
-    } | {"features": extractor.describe(), "reference_images": len(full)}
-    return {
-        "command": command,
-        "settings": settings,
-        "runs": runs,
-        "augment_ms": aug_ms,
-        "wall_seconds": time.perf_counter() - started,
-        "device": f"{len(gpus)} GPU(s) + {cpu}" if gpus else f"CPU only, {cpu}",
-    }
+                save_text(args.out / "results.json", json.dumps(payload(), indent=2) + "\n")
+    return payload()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,6 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     report_path = args.out / "results.json"
     if args.render_only:
         report = json.loads(report_path.read_text())
+    elif args.merge:
+        report = merge_reports([json.loads((folder / "results.json").read_text()) for folder in args.merge])
+        report["settings"]["out"] = _display_path(args.out)
+        save_text(report_path, json.dumps(report, indent=2) + "\n")
     else:
         command = "python benchmarks/diffaug_fid.py " + " ".join(argv if argv is not None else sys.argv[1:])
         report = run_grid(args, command.strip())

@@ -63,7 +63,7 @@ def test_train_end_to_end_on_fashion_mnist(tmp_path, monkeypatch, capsys):
     args = parse(
         "train", "--fraction", "0.01", "--steps", "4", "--log-every", "2", "--augment", "adaptive",
         "--width", "8", "--latent-dim", "8", "--batch-size", "16", "--fid-samples", "200", "--quiet",
-        "--out", str(out),
+        "--d-lr", "4e-4", "--out", str(out),
     )  # fmt: skip
     assert cli.run(args) == 0
     printed = capsys.readouterr().out
@@ -74,6 +74,7 @@ def test_train_end_to_end_on_fashion_mnist(tmp_path, monkeypatch, capsys):
     assert metrics["train_images"] == 600 and metrics["steps"] == 4
     assert np.isfinite(metrics["metrics"]["fid"]) and metrics["metrics"]["n_fake"] == 200
     assert "p" in metrics["final_logs"]
+    assert metrics["config"]["d_lr"] == 4e-4 and metrics["config"]["g_lr"] == 2e-4
     generator = keras.saving.load_model(out / "generator_ema.keras")
     assert tuple(generator.output.shape) == (None, 28, 28, 1)
 
@@ -98,12 +99,16 @@ def test_benchmark_writes_only_its_results_section(tmp_path):
 
 def test_benchmark_tables():
     bench = load_benchmark()
+    common = {"fraction": 0.1, "p_final": 0.0, "seconds": 30.0}
     runs = [
-        {"fraction": 0.1, "mode": "none", "seed": s, "fid": f, "kid": 0.01, "step_ms": 10.0}
-        for s, f in ((0, 10.0), (1, 12.0))
-    ] + [{"fraction": 0.1, "mode": "diffaug", "seed": 0, "fid": 5.0, "kid": 0.002, "step_ms": 12.5}]
+        {**common, "mode": "none", "seed": s, "fid": f, "kid": 0.01, "step_ms": 10.0, "d_gap": g}
+        for s, f, g in ((0, 10.0, 0.5), (1, 12.0, 0.7))
+    ] + [{**common, "mode": "diffaug", "seed": 0, "fid": 5.0, "kid": 0.002, "step_ms": 12.5, "d_gap": 0.1}]
     table = bench.results_table(runs, [0.1], ["none", "diffaug"])
-    assert "| 10% | 11.00 ± 1.00 | 5.00 | 0.01 ± 0 | 0.002 |" in table
+    assert "| 10% | 11.00 ± 1.00 | 5.00 | 0.01 ± 0 | 0.002 | 0.60 ± 0.10 | 0.10 |" in table
+    assert "| 10% | diffaug | 0 | 5.00 | 0.002 | 0.10 | 0.00 | 12 | 30 |" in bench.runs_table(runs)
+    without_probe = [{k: v for k, v in runs[0].items() if k != "d_gap"}]
+    assert "D gap" not in bench.results_table(without_probe, [0.1], ["none"])
     text, share = bench.overhead_summary(runs, aug_ms=0.5, batch=64)
     assert share == pytest.approx(20.0) and "20.0% of the step time" in text
     assert "39.78 → 22.40" in bench.published_table()
@@ -116,3 +121,37 @@ def test_benchmark_tables():
               "wall_seconds": 60.0, "device": "CPU only"}  # fmt: skip
     body = bench.render(report)
     assert table in body and "not comparable to Inception-FID" in body and "1.0 min wall on CPU only" in body
+    assert "**Reduced run** (fractions [0.1] (default [1.0, 0.2, 0.1, 0.01]); modes" in body
+    assert "steps 10 (default" in body and "seeds" not in body.split("instead of")[0]
+    assert "**Incomplete: 3 of 4 runs finished**" in body
+
+
+def test_benchmark_merges_side_by_side_grids_and_summarises_the_fid_change():
+    bench = load_benchmark()
+    settings = {"arch": "dcgan", "steps": 10, "batch_size": 32, "width": 64, "latent_dim": 128,
+                "policy": "color", "fid_samples": 100, "features": "f", "data": "fashion_mnist"}  # fmt: skip
+
+    def grid(fraction: float, seed: int, fids: dict[str, float], wall: float) -> dict:
+        runs = [{"fraction": fraction, "mode": m, "seed": seed, "fid": f} for m, f in fids.items()]
+        shard = settings | {"fractions": [fraction], "modes": list(fids), "seeds": [seed]}
+        return {"command": f"c{fraction}{seed}", "settings": shard, "runs": runs, "augment_ms": 1.0,
+                "wall_seconds": wall, "device": "CPU"}  # fmt: skip
+
+    merged = bench.merge_reports([
+        grid(0.01, 1, {"none": 50.0, "diffaug": 30.0}, 60.0),
+        grid(0.1, 0, {"none": 40.0, "diffaug": 60.0}, 90.0),
+    ])  # fmt: skip
+    assert merged["settings"]["fractions"] == [0.1, 0.01] and merged["settings"]["seeds"] == [0, 1]
+    assert merged["settings"]["modes"] == ["none", "diffaug"] and len(merged["runs"]) == 4
+    assert merged["wall_seconds"] == 90.0 and merged["shards"] == 2
+    command = "python b.py --fractions 0.1 --steps 10 --seeds 0 --out o/a --results /tmp/R.md"
+    assert bench.equivalent_command(command, merged["settings"]) == (
+        "python b.py --steps 10 --fractions 0.1,0.01 --modes none,diffaug --seeds 0,1"
+    )
+    summary = bench.fid_change_summary(merged["runs"], merged["settings"]["fractions"])
+    assert "diffaug +50% at 10% (misses the -30% target)" in summary
+    assert "diffaug -40% at 1% (meets the -30% target)" in summary
+    other = grid(0.2, 0, {"none": 1.0}, 1.0)
+    other["settings"]["steps"] = 20
+    with pytest.raises(SystemExit, match="differ in steps"):
+        bench.merge_reports([grid(0.1, 0, {"none": 1.0}, 1.0), other])

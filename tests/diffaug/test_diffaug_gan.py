@@ -14,6 +14,7 @@ from tinyml_kit.diffaug import (
     DiffAugError,
     DiffAugment,
     GANMonitor,
+    OverfitProbe,
     models,
 )
 from tinyml_kit.diffaug.gan import discriminator_loss, generator_loss
@@ -163,6 +164,40 @@ def test_adaptive_augment_needs_an_augment_layer():
         gan.fit(real_images(16), batch_size=8, epochs=1, verbose=0, callbacks=[AdaptiveAugment()])
     with pytest.raises(ValueError, match="speed"):
         AdaptiveAugment(speed=0)
+
+
+def mean_logit(d: keras.Model, images: np.ndarray) -> float:
+    return float(np.mean(keras.ops.convert_to_numpy(d(images, training=False))))
+
+
+def test_overfit_probe_records_d_on_train_vs_heldout_reals_each_epoch():
+    g, d = tiny_pair()
+    gan = compiled(DataEfficientGAN(g, d, augment=None, seed=0))
+    train, heldout = real_images(16), -real_images(12)
+    probe = OverfitProbe(train, heldout, batch_size=5)
+    gan.fit(train, batch_size=8, epochs=3, verbose=0, callbacks=[probe])
+    assert [row["step"] for row in probe.history] == [2, 4, 6]
+    last, expected = probe.history[-1], mean_logit(d, train) - mean_logit(d, heldout)
+    assert last["d_train"] == pytest.approx(mean_logit(d, train), abs=1e-5)
+    assert last["gap"] == pytest.approx(expected, abs=1e-5)
+    assert last["raw_gap"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_overfit_probe_augments_with_its_own_random_stream():
+    g, d = tiny_pair()
+    layer = DiffAugment("translation,cutout", seed=0)
+    gan = compiled(DataEfficientGAN(g, d, augment=layer, seed=0))
+    train = real_images(16)
+    probe = OverfitProbe(train, train, seed=1)
+    probe.set_model(gan)
+    state = keras.ops.convert_to_numpy(layer.seed_generator.state).copy()
+    probe.on_epoch_end(0)
+    row = probe.history[-1]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer.seed_generator.state), state)
+    assert row["raw_gap"] == pytest.approx(0.0, abs=1e-6)  # same images, no augmentation
+    assert row["gap"] != pytest.approx(0.0, abs=1e-6)  # independent augmentation draws for the two sets
+    with pytest.raises(ValueError, match="same image shape"):
+        OverfitProbe(train, real_images(4, shape=(8, 8, 1)))
 
 
 @pytest.mark.slow

@@ -80,11 +80,11 @@ def shifted(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize(("h", "w"), [(28, 28), (32, 24)])
-def test_translation_shifts_by_integers_within_an_eighth_with_zero_fill(h, w):
-    x = images(200, h, w, 2)
+# Largest shifts as the official code rounds them: int(size / 8 + 0.5).
+@pytest.mark.parametrize(("h", "w", "max_dy", "max_dx"), [(28, 28, 4, 4), (32, 24, 4, 3), (20, 12, 3, 2)])
+def test_translation_shifts_by_integers_within_an_eighth_with_zero_fill(h, w, max_dy, max_dx):
+    x = images(300, h, w, 2)
     y = apply(policies.rand_translation, x)
-    max_dy, max_dx = h // 8, w // 8
     seen = set()
     for xi, yi in zip(x, y, strict=True):
         matches = [
@@ -99,11 +99,11 @@ def test_translation_shifts_by_integers_within_an_eighth_with_zero_fill(h, w):
     assert dys == set(range(-max_dy, max_dy + 1)) and dxs == set(range(-max_dx, max_dx + 1))
 
 
-@pytest.mark.parametrize(("h", "w"), [(28, 28), (30, 20)])
-def test_cutout_zeroes_one_half_size_square_clipped_at_borders(h, w):
+# Square sizes as the official code rounds them: int(size / 2 + 0.5).
+@pytest.mark.parametrize(("h", "w", "cut_h", "cut_w"), [(28, 28, 14, 14), (30, 20, 15, 10), (27, 21, 14, 11)])
+def test_cutout_zeroes_one_half_size_square_clipped_at_borders(h, w, cut_h, cut_w):
     x = images(400, h, w, 3)
     y = apply(policies.rand_cutout, x)
-    cut_h, cut_w = h // 2, w // 2
     touched = {"top": 0, "bottom": 0, "left": 0, "right": 0, "inside": 0}
     for xi, yi in zip(x, y, strict=True):
         zero = np.all(yi == 0, axis=-1)

@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tinyml_kit.diffaug.callbacks import AdaptiveAugment, GANMonitor
+    from tinyml_kit.diffaug.callbacks import AdaptiveAugment, GANMonitor, OverfitProbe
     from tinyml_kit.diffaug.errors import DiffAugError, FeatureExtractorError, PolicyError
     from tinyml_kit.diffaug.features import (
         FeatureExtractor,
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "AdaptiveAugment": "callbacks",
     "GANMonitor": "callbacks",
+    "OverfitProbe": "callbacks",
     "DiffAugError": "errors",
     "FeatureExtractorError": "errors",
     "PolicyError": "errors",
@@ -68,6 +69,7 @@ __all__ = [
     "FeatureExtractor",
     "FeatureExtractorError",
     "GANMonitor",
+    "OverfitProbe",
     "PolicyError",
     "ReferenceFeatures",
     "available_policies",

@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--latent-dim", type=int, default=128)
     train.add_argument("--loss", choices=("hinge", "ns"), default="hinge")
     train.add_argument("--r1-gamma", type=float, default=0.0, help="R1 penalty weight (0 = off)")
-    train.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of G and D")
+    train.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of G (and of D)")
+    train.add_argument("--d-lr", type=float, default=None, help="Adam learning rate of D (default: --lr)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--log-every", type=int, default=200, help="steps per progress epoch / sample grid")
     train.add_argument("--ada-target", type=float, default=0.6, help="adaptive: target E[sign(D(real))]")
@@ -83,7 +84,7 @@ def _run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         augment=args.augment, policy=args.policy, arch=args.arch, steps=args.steps,
         batch_size=args.batch_size, latent_dim=args.latent_dim, width=args.width, loss=args.loss,
-        r1_gamma=args.r1_gamma, g_lr=args.lr, d_lr=args.lr, seed=args.seed,
+        r1_gamma=args.r1_gamma, g_lr=args.lr, d_lr=args.d_lr or args.lr, seed=args.seed,
         log_every=min(args.log_every, args.steps), ada_target=args.ada_target, ada_speed=args.ada_speed,
     )  # fmt: skip
     train_set = data.load(args.data, "train")

@@ -7,10 +7,11 @@ respect to the images. Semantics follow the paper's official ``DiffAugment_tf.py
 * ``brightness``: ``x + (u - 0.5)``
 * ``saturation``: ``(x - mean_c) * 2u + mean_c`` (mean over channels; identity on 1-channel images)
 * ``contrast``: ``(x - mean) * (u + 0.5) + mean`` (mean over H, W, C of each image)
-* ``translation``: integer shift in ``[-(H // 8), H // 8]`` rows and ``[-(W // 8), W // 8]`` columns,
-  vacated pixels set to 0
-* ``cutout``: a ``(H // 2) x (W // 2)`` square zeroed, centre uniform over
-  ``[0, H + 1 - (H // 2) % 2)`` (same for W), clipped at the image borders
+* ``translation``: integer shift in ``[-s_H, s_H]`` rows and ``[-s_W, s_W]`` columns with
+  ``s = int(size / 8 + 0.5)`` (1/8 of the size rounded half up, 4 for 28 or 32 pixels), vacated pixels
+  set to 0
+* ``cutout``: a ``c_H x c_W`` square zeroed, ``c = int(size / 2 + 0.5)``, centre uniform over
+  ``[0, H + 1 - c_H % 2)`` (same for W), clipped at the image borders
 
 with ``u ~ U[0, 1)`` drawn per sample. Policies group transforms: ``color`` = brightness, saturation,
 contrast (in that order); ``translation``; ``cutout``. ``register_policy`` adds your own.
@@ -45,6 +46,11 @@ def _per_sample_uniform(x: Any, seed: Any) -> Any:
 def _mean(x: Any, axis: Sequence[int]) -> Any:
     """Mean accumulated in float32 (safe for float16 inputs), returned in the input dtype."""
     return ops.cast(ops.mean(ops.cast(x, "float32"), axis=axis, keepdims=True), x.dtype)
+
+
+def scaled_size(size: int, ratio: float) -> int:
+    """``int(size * ratio + 0.5)``: the official code's rounding of the translation and cutout sizes."""
+    return int(size * ratio + 0.5)
 
 
 def _static_hw(x: Any, name: str) -> tuple[int, int]:
@@ -89,10 +95,10 @@ def _shift_axis(x: Any, shift: Any, axis: int, size: int) -> Any:
 
 
 def rand_translation(x: Any, seed: Any = None) -> Any:
-    """Shifts each sample by integers up to 1/8 of the size per axis (floor), filling with zeros."""
+    """Shifts each sample by integers up to 1/8 of the size per axis (rounded), filling with zeros."""
     height, width = _static_hw(x, "translation")
     batch = ops.shape(x)[0]
-    max_dx, max_dy = int(width * TRANSLATION_RATIO), int(height * TRANSLATION_RATIO)
+    max_dx, max_dy = scaled_size(width, TRANSLATION_RATIO), scaled_size(height, TRANSLATION_RATIO)
     dx = keras.random.randint((batch, 1), -max_dx, max_dx + 1, dtype="int32", seed=seed)
     dy = keras.random.randint((batch, 1), -max_dy, max_dy + 1, dtype="int32", seed=seed)
     x = _shift_axis(x, dx, axis=2, size=width)
@@ -100,8 +106,8 @@ def rand_translation(x: Any, seed: Any = None) -> Any:
 
 
 def cutout_mask(batch: Any, height: int, width: int, seed: Any = None, dtype: str = "float32") -> Any:
-    """``(B, H, W, 1)`` mask: 0 inside each sample's random ``(H // 2) x (W // 2)`` square, 1 elsewhere."""
-    cut_h, cut_w = int(height * CUTOUT_RATIO), int(width * CUTOUT_RATIO)
+    """``(B, H, W, 1)`` mask: 0 inside each sample's random half-size square (see ``scaled_size``), else 1."""
+    cut_h, cut_w = scaled_size(height, CUTOUT_RATIO), scaled_size(width, CUTOUT_RATIO)
     centre_y = keras.random.randint((batch, 1), 0, height + 1 - cut_h % 2, dtype="int32", seed=seed)
     centre_x = keras.random.randint((batch, 1), 0, width + 1 - cut_w % 2, dtype="int32", seed=seed)
     top, left = centre_y - cut_h // 2, centre_x - cut_w // 2

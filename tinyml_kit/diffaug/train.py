@@ -69,6 +69,7 @@ class TrainResult:
     history: dict[str, list[float]]
     p_history: list[tuple[int, float, float]] = field(default_factory=list)
     samples: list[Path] = field(default_factory=list)
+    overfit_history: list[dict[str, float]] = field(default_factory=list)  # OverfitProbe rows, if any
 
     def summary(self) -> dict[str, Any]:
         last = {k: float(v[-1]) for k, v in self.history.items() if v}
@@ -157,14 +158,18 @@ def train_gan(
     out_dir: str | Path | None = None,
     grid_every: int = 1,
     verbose: int = 1,
+    heldout: np.ndarray | None = None,
+    probe_size: int = 1000,
 ) -> TrainResult:
     """Trains a GAN on uint8 NHWC ``images`` for about ``config.steps`` steps.
 
     Steps are grouped into Keras epochs of about ``config.log_every`` steps (the total is rounded up to
     a whole number of epochs). With ``out_dir``, a sample grid is saved every ``grid_every`` epochs and
-    at the end.
+    at the end. With ``heldout`` (uint8 real images not in ``images``), an ``OverfitProbe`` compares D's
+    output on ``probe_size`` training and held-out images after every epoch.
     """
-    from tinyml_kit.diffaug.callbacks import AdaptiveAugment, GANMonitor
+    from tinyml_kit.diffaug.callbacks import AdaptiveAugment, GANMonitor, OverfitProbe
+    from tinyml_kit.diffaug.features import to_gan_range
 
     epochs = math.ceil(config.steps / config.log_every)
     steps_per_epoch = math.ceil(config.steps / epochs)
@@ -175,6 +180,10 @@ def train_gan(
     if out_dir is not None:
         monitor = GANMonitor(out_dir, every_n_epochs=grid_every, n=64, seed=config.seed)
         callbacks.append(monitor)
+    probe = None
+    if heldout is not None:
+        probe = OverfitProbe(to_gan_range(images[:probe_size]), to_gan_range(heldout[:probe_size]))
+        callbacks.insert(0, probe)  # before AdaptiveAugment/GANMonitor so it sees the epoch's final state
     start = time.perf_counter()
     history = gan.fit(
         make_dataset(images, config.batch_size, config.seed),
@@ -195,6 +204,7 @@ def train_gan(
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
         p_history=list(ada.history) if ada is not None else [],
         samples=list(monitor.saved) if monitor is not None else [],
+        overfit_history=list(probe.history) if probe is not None else [],
     )
 
 
