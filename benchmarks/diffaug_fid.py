@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import sys
 import time
 from dataclasses import replace
@@ -35,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyml_kit._atomic import write_section
+
 HERE = Path(__file__).resolve().parent
-BEGIN, END = "<!-- diffaug:begin -->", "<!-- diffaug:end -->"
 
 # Zhao et al. 2020, FID (fid10k, Inception) on CIFAR-10: (baseline, DiffAugment) per data fraction.
 PUBLISHED = {
@@ -73,20 +73,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="combine the results.json of grids run side by side (other --out folders) into <out>",
     )  # fmt: skip
     return p.parse_args(argv)
-
-
-def update_results_section(path: Path, body: str) -> None:
-    """Replaces the text between the diffaug markers of ``path`` (appends the section if absent)."""
-    from tinyml_kit.diffaug._io import save_text
-
-    section = f"{BEGIN}\n{body.strip()}\n{END}"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    save_text(path, text)
 
 
 def mean_std(values: list[float], fmt: str = ".2f") -> str:
@@ -393,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         save_text(report_path, json.dumps(report, indent=2) + "\n")
     body = render(report)
     print("\n" + body)
-    update_results_section(args.results, body)
+    write_section(args.results, "diffaug", body)
     return 0
 
 
