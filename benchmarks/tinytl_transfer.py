@@ -9,14 +9,14 @@ Three parts, each beside the published figures (Cai et al., NeurIPS 2020, Table 
    (:func:`tinyml_kit.tinytl.measure_in_subprocess`: allocator peak, all tensors counted, ops in
    one fixed order; batch-norm branches; random weights, which do not change memory), with our
    memory-lean layers and, for comparison, with plain Keras autodiff.
-3. **Transfer accuracy** on the embedded task: Fashion-MNIST, a fixed stratified subset per class,
-   resized and replicated to RGB, from the ImageNet-pretrained MobileNetV2 of ``tinyml_kit.zoo``
-   (ProxylessNAS has no offline ImageNet weights); mean ± std over seeds of test accuracy, the cost
-   model and the measured step memory at that configuration, and the median time per step.
-   Fashion-MNIST is not among the paper's datasets: its accuracy column is for the direction of the
-   effect only.
+3. **Transfer accuracy** on embedded tasks (``--data``; default Fashion-MNIST and MNIST, or any image
+   folder): a fixed stratified subset per class, resized and replicated to RGB, from the
+   ImageNet-pretrained MobileNetV2 of ``tinyml_kit.zoo`` (ProxylessNAS has no offline ImageNet
+   weights); mean ± std over seeds of test accuracy, the cost model and the measured step memory at
+   that configuration, and the median time per step. Neither dataset is among the paper's: the
+   accuracy columns are for the direction of the effect only.
 
-    python benchmarks/tinytl_transfer.py                 # reduced configuration (about 45 min, 2 cores)
+    python benchmarks/tinytl_transfer.py                 # reduced configuration (about 70 min, 2 cores)
     python benchmarks/tinytl_transfer.py --config full   # full configuration (several hours on a CPU)
     python benchmarks/tinytl_transfer.py --render-only   # rewrite RESULTS.md from <out>/results.json
 

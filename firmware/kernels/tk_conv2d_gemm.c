@@ -79,12 +79,47 @@ static void gather(const tk_conv2d_gemm_params_t *p, const int8_t *input, int32_
     }
 }
 
+#if TK_WIDE
+/* Hosted 64-bit builds: blocks of TK_WB pixels (tk_gemm_wide). Each receptive field is gathered into the
+ * first column of scratch (portable layout: slot order) and copied into the transposed block; the block
+ * starts on an even pixel and is read completely before its outputs are written, so any overlap that is
+ * safe for column pairs stays safe. */
+static void conv_gemm_wide(const tk_conv2d_gemm_params_t *p, const int8_t *input, int8_t *output, int16_t *cols) {
+    const tk_gemm_t g = {p->filter, p->rq, p->out_c, p->k4, p->act_min, p->act_max};
+    const int32_t pixels = p->out_h * p->out_w, k4 = p->k4;
+    const size_t out_c = (size_t)p->out_c;
+    int32_t xt[k4 * TK_WB] __attribute__((aligned(32)));
+    memset(xt, 0, sizeof xt);
+    int32_t oy = 0, ox = 0;
+    for (int32_t px = 0; px < pixels; px += TK_WB) {
+        const int32_t n = tk_min_i32(TK_WB, pixels - px);
+        if (n < TK_WB) memset(xt, 0, sizeof xt);
+        for (int32_t q = 0; q < n; ++q) {
+            gather(p, input, oy, ox, cols, 0);
+            if (++ox == p->out_w) ox = 0, ++oy;
+            for (int32_t i = 0; i < k4; i += 4) {
+                const int16_t *c = cols + 2 * i; /* group i / 4 of pixel 0 */
+                int32_t *d = xt + (size_t)i * TK_WB + q;
+                d[0] = c[0], d[TK_WB] = c[1], d[2 * TK_WB] = c[2], d[3 * TK_WB] = c[3];
+            }
+        }
+        tk_gemm_wide(&g, xt, n, output + (size_t)px * out_c, out_c);
+    }
+}
+#endif
+
 void tk_conv2d_gemm_s8(const tk_conv2d_gemm_params_t *p, const void *const *in, void *const *out, void *scratch) {
     const int8_t *input = (const int8_t *)in[0];
     int8_t *output = (int8_t *)out[0];
     int16_t *cols = (int16_t *)scratch;
     const tk_gemm_t g = {p->filter, p->rq, p->out_c, p->k4, p->act_min, p->act_max};
     tk_cols_zero_tail(cols, p->k_h * p->k_w * p->in_c, p->k4);
+#if TK_WIDE
+    if (p->k4 <= TK_WIDE_MAX_K4) {
+        conv_gemm_wide(p, input, output, cols);
+        return;
+    }
+#endif
     const int32_t pixels = p->out_h * p->out_w;
     const size_t out_c = (size_t)p->out_c;
     int32_t oy = 0, ox = 0;

@@ -290,11 +290,123 @@ static void channel(const tk_dwconv2d_ch_params_t *p, const int8_t *plane, int32
     }
 }
 
+#if TK_WIDE
+/* Hosted 64-bit builds (tk_simd.h): every channel of a pixel at once, eight per vector, instead of
+ * channel by channel. The plane rows that the current output row reads are kept sign-extended in a ring
+ * of k_h rows [padded_w][c8] (c8: the channels rounded up to 8, zero beyond), each loaded when first
+ * needed. An output row is written only after every row it reads is loaded, and (out_w <= in_w,
+ * pad_top < k_h) it overwrites only input rows loaded before, so in place (shift 0) stays exact. The
+ * weights are regrouped once per call into [tap][c8] vectors. */
+#define TK_DW_WIDE_MAX_BYTES (1 << 20) /* stack used by the ring, weights and constants */
+
+static int dw_wide_fits(const tk_dwconv2d_ch_params_t *p) {
+    const int64_t c8 = (p->channels + 7) & ~7;
+    const int64_t words = c8 * ((int64_t)p->k_h * p->k_w + (int64_t)p->k_h * p->padded_w + 4);
+    return 4 * words <= TK_DW_WIDE_MAX_BYTES && p->k_h == p->k_w && p->stride_h == p->stride_w
+           && p->dilation_h == 1 && p->out_w <= p->in_w && p->pad_top < p->k_h;
+}
+
+/* Plane row r (input row r - pad_top, zero point outside the input) into dst [padded_w][c8]. */
+static void dw_wide_load_row(const tk_dwconv2d_ch_params_t *p, const int8_t *input, int32_t r, int32_t c8,
+                             int32_t *dst) {
+    const int32_t iy = r - p->pad_top, channels = p->channels;
+    const int row_inside = iy >= 0 && iy < p->in_h;
+    for (int32_t px = 0; px < p->padded_w; ++px, dst += c8) {
+        const int32_t ix = px - p->pad_left;
+        if (row_inside && ix >= 0 && ix < p->in_w) {
+            const int8_t *src = input + ((size_t)iy * (size_t)p->in_w + (size_t)ix) * (size_t)channels;
+            for (int32_t c = 0; c < channels; ++c) dst[c] = src[c];
+        } else {
+            for (int32_t c = 0; c < channels; ++c) dst[c] = p->pad_value;
+        }
+        for (int32_t c = channels; c < c8; ++c) dst[c] = 0;
+    }
+}
+
+typedef struct {
+    const int32_t *wt, *bias2, *mult, *add, *shift; /* [k * k][c8], then [c8] each */
+    int32_t c8;
+} tk_dw_wide_t;
+
+/* Output row oy from the ring rows; k and the stride s are constants in each instantiation. */
+TK_INLINE void dw_wide_row(const tk_dwconv2d_ch_params_t *p, const tk_dw_wide_t *w, const int32_t *ring,
+                           int32_t oy, int8_t *output, const int32_t k, const int32_t s) {
+    const int32_t c8 = w->c8, channels = p->channels, out_w = p->out_w;
+    const size_t row_words = (size_t)p->padded_w * (size_t)c8;
+    const int32_t *rows[7];
+    for (int32_t ky = 0; ky < k; ++ky) rows[ky] = ring + (size_t)((oy * s + ky) % k) * row_words;
+    int8_t *dst = output + (size_t)oy * (size_t)out_w * (size_t)channels;
+    for (int32_t c0 = 0; c0 < c8; c0 += 8) {
+        tk_v8i wv[49];
+        for (int32_t t = 0; t < k * k; ++t) wv[t] = tk_v8i_load(w->wt + (size_t)t * (size_t)c8 + c0);
+        const tk_v8i bias = tk_v8i_load(w->bias2 + c0), mult = tk_v8i_load(w->mult + c0);
+        const tk_v8i add = tk_v8i_load(w->add + c0), shift = tk_v8i_load(w->shift + c0);
+        const int32_t n = tk_min_i32(8, channels - c0);
+        for (int32_t ox = 0; ox < out_w; ++ox) {
+            tk_v8i acc = bias;
+            for (int32_t ky = 0; ky < k; ++ky) {
+                const int32_t *x = rows[ky] + (size_t)(ox * s) * (size_t)c8 + c0;
+                for (int32_t kx = 0; kx < k; ++kx) acc += tk_v8i_load(x + (size_t)kx * (size_t)c8) * wv[ky * k + kx];
+            }
+            int32_t q[8];
+            tk_v8i_store(q, tk_v8i_rq_fast_lanes(acc, mult, add, shift, p->act_min, p->act_max));
+            int8_t *d = dst + (size_t)ox * (size_t)channels + c0;
+            for (int32_t i = 0; i < n; ++i) d[i] = (int8_t)q[i];
+        }
+    }
+}
+
+static void dw_wide(const tk_dwconv2d_ch_params_t *p, const int8_t *input, int8_t *output) {
+    const int32_t k = p->k_w, s = p->stride_w, channels = p->channels, c8 = (channels + 7) & ~7;
+    const int32_t groups = (k + 3) / 4;
+    int32_t wt[k * k * c8] __attribute__((aligned(32)));
+    int32_t consts[4][c8] __attribute__((aligned(32)));
+    int32_t ring[k * p->padded_w * c8] __attribute__((aligned(32)));
+    memset(wt, 0, sizeof wt);
+    for (int32_t c = 0; c < c8; ++c) {
+        const int inside = c < channels;
+        consts[0][c] = inside ? p->bias2[c] : 0;
+        consts[1][c] = inside ? p->rq_mult[c] : 0;
+        consts[2][c] = inside ? p->rq_add[c] : 0;
+        consts[3][c] = inside ? p->rq_shift[c] : 1;
+    }
+    for (int32_t c = 0; c < channels; ++c) {
+        const int16_t *f = p->filter2 + (size_t)c * (size_t)(k * 4 * groups);
+        for (int32_t ky = 0; ky < k; ++ky) {
+            for (int32_t kx = 0; kx < k; ++kx) wt[(ky * k + kx) * c8 + c] = tap(f + ky * 4 * groups, kx);
+        }
+    }
+    const tk_dw_wide_t w = {wt, consts[0], consts[1], consts[2], consts[3], c8};
+    const size_t row_words = (size_t)p->padded_w * (size_t)c8;
+    int32_t loaded = 0; /* plane rows loaded so far, in order */
+    for (int32_t oy = 0; oy < p->out_h; ++oy) {
+        for (const int32_t last = oy * s + k - 1; loaded <= last; ++loaded) {
+            dw_wide_load_row(p, input, loaded, c8, ring + (size_t)(loaded % k) * row_words);
+        }
+        if (k == 3 && s == 1) {
+            dw_wide_row(p, &w, ring, oy, output, 3, 1);
+        } else if (k == 3) {
+            dw_wide_row(p, &w, ring, oy, output, 3, 2);
+        } else if (k == 5) {
+            dw_wide_row(p, &w, ring, oy, output, 5, s);
+        } else {
+            dw_wide_row(p, &w, ring, oy, output, 7, s);
+        }
+    }
+}
+#endif
+
 #endif
 
 void tk_dwconv2d_ch_s8(const tk_dwconv2d_ch_params_t *p, const void *const *in, void *const *out, void *scratch) {
     const int8_t *input = (const int8_t *)in[0];
     int8_t *output = (int8_t *)out[0];
+#if TK_WIDE
+    if (dw_wide_fits(p)) {
+        dw_wide(p, input, output);
+        return;
+    }
+#endif
     int8_t *plane = (int8_t *)scratch;
     const tk_dw_interior_t r = interior(p);
     memset(plane, p->pad_value, (size_t)p->padded_h * (size_t)p->padded_w); /* the padding of every channel */

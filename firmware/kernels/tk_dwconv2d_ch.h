@@ -10,7 +10,9 @@
  * filter2 holds, per channel and kernel row, ceil(k_w / 4) groups of two halfword pairs: (2*w[4m],
  * 2*w[4m+2]) and (2*w[4m+1], 2*w[4m+3]) (zero beyond k_w), the order SXTB16 / SXTB16 ROR #8 split a word
  * of 4 input bytes into, so one SMLAD does two taps; the weights are doubled for the fast requantisation
- * (tk_requant.h). With stride 1, two outputs share each word of input. */
+ * (tk_requant.h). With stride 1, two outputs share each word of input. Hosted 64-bit builds (TK_WIDE,
+ * tk_simd.h) work on all channels of a pixel at once from a ring of input rows on the stack instead
+ * (the scratch plane is then unused). */
 #ifndef TK_DWCONV2D_CH_H
 #define TK_DWCONV2D_CH_H
 

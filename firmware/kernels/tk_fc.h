@@ -1,7 +1,8 @@
 /* tinyml-kit kernel: int8 FULLY_CONNECTED (TFLite reference semantics).
  *
  * ABI: in[0] = input [batches][accum_depth], out[0] = output [batches][out_depth]. No scratch.
- * The output must not overlap the input (each row of the input is read out_depth times). */
+ * The output must not overlap the input (each row of the input is read out_depth times). Hosted 64-bit
+ * builds (TK_WIDE, tk_simd.h) compute 8 outputs at a time and requantise them as one vector. */
 #ifndef TK_FC_H
 #define TK_FC_H
 

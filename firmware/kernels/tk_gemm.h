@@ -14,7 +14,9 @@
  *
  * Cortex-M4 (DSP extension): per group of a 2 x 2 block (2 output channels x 2 pixels) one load of
  * filter, one or two of columns, four SXTB16 and eight SMLAD: 16 MACs. Portable C: the same sums in
- * plain loops. Both are exact integer arithmetic. */
+ * plain loops. Hosted 64-bit builds (TK_WIDE, tk_simd.h) instead take blocks of 16 pixels transposed
+ * into a stack buffer (tk_gemm_wide below) and broadcast each filter byte against them. All are exact
+ * integer arithmetic. */
 #ifndef TK_GEMM_H
 #define TK_GEMM_H
 
@@ -238,5 +240,67 @@ TK_INLINE void tk_gemm_cols(const tk_gemm_t *g, const int16_t *cols, int8_t *dst
 #endif
     tk_gemm_block(g, cols, dst0, dst1, 0);
 }
+
+#if TK_WIDE
+/* Hosted 64-bit builds (tk_simd.h): blocks of TK_WB pixels instead of column pairs. ``xt`` holds the
+ * block transposed, [k4][TK_WB] int32 in the slot order of the packed filter (slot i is tap
+ * (i & ~3) | {0, 2, 1, 3}[i & 3]), doubled, zero for the padding taps and for pixels >= n. Each filter
+ * byte is broadcast against a row of TK_WB pixels: 2 output channel pairs x 16 pixels = 64 MACs per
+ * slot in 8-lane vector multiply-adds that the compiler keeps in registers. */
+#define TK_WB 16
+#define TK_WIDE_MAX_K4 16384 /* larger layers (a 1 MiB block buffer) take the column-pair path */
+
+/* Slot of tap k in a group of 4 (the packed filter stores w0, w2, w1, w3; the permutation is its own
+ * inverse). */
+TK_INLINE int32_t tk_slot(int32_t k) { return (k & ~3) | ((0x3120 >> ((k & 3) << 2)) & 3); }
+
+/* xt[slot(k)][p] = 2 * src[k] for k < n. */
+TK_INLINE void tk_wide_put(int32_t *xt, int32_t p, const int8_t *src, int32_t n) {
+    int32_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        int32_t *d = xt + (size_t)k * TK_WB + p;
+        d[0] = 2 * src[k];
+        d[TK_WB] = 2 * src[k + 2];
+        d[2 * TK_WB] = 2 * src[k + 1];
+        d[3 * TK_WB] = 2 * src[k + 3];
+    }
+    for (; k < n; ++k) xt[(size_t)tk_slot(k) * TK_WB + p] = 2 * src[k];
+}
+
+/* Outputs of the n <= TK_WB pixels of ``xt``: out[p * out_stride + oc] for every output channel. */
+TK_INLINE void tk_gemm_wide(const tk_gemm_t *g, const int32_t *xt, int32_t n, int8_t *out, size_t out_stride) {
+    const int32_t k4 = g->k4, out_c = g->out_c, pairs = (out_c + 1) >> 1;
+    const int32_t lo = g->act_min, hi = g->act_max;
+    int32_t acc[4][TK_WB];
+    for (int32_t pr = 0; pr < pairs; pr += 2) {
+        const int8_t *wa = g->filter + (size_t)pr * 2 * (size_t)k4;
+        const int8_t *wb = pr + 1 < pairs ? wa + 2 * (size_t)k4 : wa; /* a last single pair: computed twice */
+        const int32_t *rq = g->rq + 8 * pr;
+        tk_v8i a0 = tk_v8i_splat(rq[0]), b0 = tk_v8i_splat(rq[4]);
+        tk_v8i c0 = tk_v8i_splat(pr + 1 < pairs ? rq[8] : 0), d0 = tk_v8i_splat(pr + 1 < pairs ? rq[12] : 0);
+        tk_v8i a1 = a0, b1 = b0, c1 = c0, d1 = d0;
+        const int32_t *x = xt;
+        for (int32_t i = 0; i < k4; i += 4, wa += 8, wb += 8) {
+            for (int32_t s = 0; s < 4; ++s, x += TK_WB) {
+                const tk_v8i lo8 = tk_v8i_load(x), hi8 = tk_v8i_load(x + 8);
+                const int32_t w0 = wa[s], w1 = wa[4 + s], w2 = wb[s], w3 = wb[4 + s];
+                a0 += lo8 * w0, a1 += hi8 * w0;
+                b0 += lo8 * w1, b1 += hi8 * w1;
+                c0 += lo8 * w2, c1 += hi8 * w2;
+                d0 += lo8 * w3, d1 += hi8 * w3;
+            }
+        }
+        const tk_v8i sums[4][2] = {{a0, a1}, {b0, b1}, {c0, c1}, {d0, d1}};
+        const int32_t m = tk_min_i32(4, out_c - 2 * pr);
+        for (int32_t j = 0; j < m; ++j) {
+            const int32_t *r = rq + 4 * j;
+            tk_v8i_store(acc[j], tk_v8i_rq_fast(sums[j][0], r[1], r[2], r[3], lo, hi));
+            tk_v8i_store(acc[j] + 8, tk_v8i_rq_fast(sums[j][1], r[1], r[2], r[3], lo, hi));
+            int8_t *d = out + 2 * pr + j;
+            for (int32_t p = 0; p < n; ++p) d[(size_t)p * out_stride] = (int8_t)acc[j][p];
+        }
+    }
+}
+#endif
 
 #endif /* TK_GEMM_H */

@@ -26,8 +26,10 @@ TK_INLINE int32_t tk_smmlar(int32_t acc2, int32_t mult, int32_t add) {
     __asm__("smmlar %0, %1, %2, %3" : "=r"(v) : "r"(acc2), "r"(mult), "r"(add));
     return v;
 #else
-    const int64_t high = (int64_t)add * ((int64_t)1 << 32); /* add << 32 without shifting a negative value */
-    return (int32_t)((high + (int64_t)acc2 * (int64_t)mult + ((int64_t)1 << 31)) >> 32);
+    /* add + the high word of the rounded product: a logical shift (vectorisable without 64-bit
+     * arithmetic shifts) and a two's-complement reinterpretation of the high word */
+    const uint64_t product = (uint64_t)((int64_t)acc2 * (int64_t)mult + ((int64_t)1 << 31));
+    return (int32_t)(uint32_t)(product >> 32) + add;
 #endif
 }
 
@@ -52,5 +54,52 @@ TK_INLINE int8_t tk_rq_fast_sat8(int32_t acc2, int32_t mult, int32_t add, int32_
     return (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
 #endif
 }
+
+#if TK_WIDE
+/* tk_rq_fast_s8 on 8 lanes (hosted builds, tk_simd.h): clamp((SMMLAR(acc2, mult, add) + (acc2 >> 31))
+ * >> shift, lo, hi) per lane, as int32. AVX2: the rounded high words from two VPMULDQ (even and odd
+ * lanes); elsewhere lane by lane. */
+TK_INLINE tk_v8i tk_v8i_rq_fast(tk_v8i acc2, int32_t mult, int32_t add, int32_t shift, int32_t lo, int32_t hi) {
+#if defined(__AVX2__)
+    const __m256i a = (__m256i)acc2, m = _mm256_set1_epi32(mult), half = _mm256_set1_epi64x((int64_t)1 << 31);
+    const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(a, m), half);
+    const __m256i odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), m), half);
+    const __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    __m256i q = _mm256_add_epi32(_mm256_add_epi32(high, _mm256_set1_epi32(add)), _mm256_srai_epi32(a, 31));
+    q = _mm256_sra_epi32(q, _mm_cvtsi32_si128(shift));
+    q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+    return (tk_v8i)q;
+#else
+    tk_v8i q;
+    for (int32_t i = 0; i < 8; ++i) {
+        const int32_t v = tk_rq_fast(acc2[i], mult, add, shift);
+        q[i] = v < lo ? lo : (v > hi ? hi : v);
+    }
+    return q;
+#endif
+}
+
+/* The same with per-lane constants (eight channels at once). */
+TK_INLINE tk_v8i tk_v8i_rq_fast_lanes(tk_v8i acc2, tk_v8i mult, tk_v8i add, tk_v8i shift, int32_t lo, int32_t hi) {
+#if defined(__AVX2__)
+    const __m256i a = (__m256i)acc2, m = (__m256i)mult, half = _mm256_set1_epi64x((int64_t)1 << 31);
+    const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(a, m), half);
+    const __m256i odd = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(a, 32), _mm256_srli_epi64(m, 32)), half);
+    const __m256i high = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    __m256i q = _mm256_add_epi32(_mm256_add_epi32(high, (__m256i)add), _mm256_srai_epi32(a, 31));
+    q = _mm256_srav_epi32(q, (__m256i)shift);
+    q = _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+    return (tk_v8i)q;
+#else
+    tk_v8i q;
+    for (int32_t i = 0; i < 8; ++i) {
+        const int32_t v = tk_rq_fast(acc2[i], mult[i], add[i], shift[i]);
+        q[i] = v < lo ? lo : (v > hi ? hi : v);
+    }
+    return q;
+#endif
+}
+
+#endif
 
 #endif /* TK_REQUANT_H */

@@ -86,17 +86,6 @@ def load_benchmark():
     return module
 
 
-def test_benchmark_writes_only_its_results_section(tmp_path):
-    bench = load_benchmark()
-    path = tmp_path / "RESULTS.md"
-    bench.update_results_section(path, "first")
-    assert bench.BEGIN in path.read_text() and "first" in path.read_text()
-    path.write_text(path.read_text() + "\n<!-- other:begin -->\nkeep me\n<!-- other:end -->\n")
-    bench.update_results_section(path, "second")
-    text = path.read_text()
-    assert "second" in text and "first" not in text and "keep me" in text and text.count(bench.BEGIN) == 1
-
-
 def test_benchmark_tables():
     bench = load_benchmark()
     common = {"fraction": 0.1, "p_final": 0.0, "seconds": 30.0}

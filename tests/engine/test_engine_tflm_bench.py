@@ -54,12 +54,13 @@ def test_benchmark_script_replaces_only_its_section(shared_models: Path, tmp_pat
     script = _load_benchmark_script()
     results = tmp_path / "RESULTS.md"
     other = "<!-- diffaug:begin -->\nkeep me\n<!-- diffaug:end -->"
-    results.write_text(f"# Benchmark results\n\n{other}\n\n{script.BEGIN}\nold numbers\n{script.END}\n")
+    begin, end = "<!-- engine:begin -->", "<!-- engine:end -->"
+    results.write_text(f"# Benchmark results\n\n{other}\n\n{begin}\nold numbers\n{end}\n")
     code = script.main(["--models", str(shared_models / "hello_world_int8.tflite"), "--target", "host",
                         "--inputs", "2", "--out", str(tmp_path / "out"), "--results", str(results)])
     assert code == 0
     text = results.read_text()
-    assert other in text and "old numbers" not in text and text.count(script.BEGIN) == 1
+    assert other in text and "old numbers" not in text and text.count(begin) == 1
     assert "| hello_world_int8 | tflm | yes | 1.47 |" in text  # TFLM's 1,504-byte arena
     data = json.loads((tmp_path / "out" / "results.json").read_text())
     assert data["rows"][0]["bit_exact"] is True
