@@ -172,6 +172,18 @@ def test_recompile_is_idempotent_and_build_is_cached(shared_models: Path, engine
     np.testing.assert_array_equal(first.run(as_float)[0], first.run(x)[0])
 
 
+def test_relative_project_dir_builds_and_runs(shared_models: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    project = compile(shared_models / "hello_world_int8.tflite", "relative/project")
+    assert project.out_dir == tmp_path / "relative" / "project"
+    x = np.array([[10]], dtype=np.int8)
+    assert project.run(x)[0].shape == (1, 1)
+    monkeypatch.chdir(shared_models)  # another working directory: the project still runs
+    reopened = Project.load(tmp_path / "relative" / "project")
+    np.testing.assert_array_equal(reopened.run(x)[0], project.run(x)[0])
+
+
 def test_run_errors_name_the_problem(shared_projects: dict[str, Project], engine_tmp: Path) -> None:
     project = shared_projects["hello_world_int8"]
     with pytest.raises(RunError, match="needs 1 values"):

@@ -274,7 +274,7 @@ class Project:
 
     def __init__(self, out_dir: Path, manifest: dict[str, Any], *, graph: Graph | None = None,
                  calls: list[KernelCall] | None = None, arena_plan: Plan | None = None) -> None:
-        self.out_dir = Path(out_dir)
+        self.out_dir = Path(out_dir).absolute()  # runs happen from other working dirs
         self.manifest = manifest
         self.target = manifest["target"]
         self._graph, self._calls = graph, calls
