@@ -13,19 +13,12 @@ from test_engine_kernels_common import (
     check_overlap_rules,
     const_tensor,
     int8_tensor,
-    shared_lab,
     single_op_graph,
 )
 
 from tinyml_kit.engine.errors import UnsupportedOpError
 from tinyml_kit.engine.lowering import lower_op
 from tinyml_kit.engine.lowering.resize_bilinear import bilinear_axis
-
-
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> KernelLab:
-    return shared_lab(tmp_path_factory)
-
 
 # --- grouped CONV_2D --------------------------------------------------------------------------------
 

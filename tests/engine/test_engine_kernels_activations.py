@@ -13,7 +13,6 @@ from test_engine_kernels_common import (
     ModelSpec,
     check_overlap_rules,
     int8_tensor,
-    shared_lab,
     single_op_graph,
 )
 
@@ -25,11 +24,6 @@ from tinyml_kit.engine.lowering.activations import (
     logistic_function,
     relu_function,
 )
-
-
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> KernelLab:
-    return shared_lab(tmp_path_factory)
 
 
 def _activations(tf, keras):

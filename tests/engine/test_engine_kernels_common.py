@@ -350,17 +350,11 @@ _SHARED_LAB: list[KernelLab] = []
 def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> KernelLab:
     """The session's :class:`KernelLab` (one per process), skipping when gcc is missing.
 
-    Each test module wraps it in its own ``lab`` fixture (a fixture imported across modules would
-    shadow the test parameters that use it)."""
+    Tests get it through the ``lab`` fixture of tests/engine/conftest.py."""
     require_tool("gcc")
     if not _SHARED_LAB:
         _SHARED_LAB.append(KernelLab(tmp_path_factory.mktemp("kernels")))
     return _SHARED_LAB[0]
-
-
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> KernelLab:
-    return shared_lab(tmp_path_factory)
 
 
 # --- synthetic IR graphs (no TensorFlow) --------------------------------------------------------------

@@ -10,18 +10,12 @@ from test_engine_kernels_common import (
     ModelSpec,
     check_overlap_rules,
     int8_tensor,
-    shared_lab,
     single_op_graph,
 )
 
 from tinyml_kit.engine.errors import UnsupportedOpError
 from tinyml_kit.engine.lowering import lower_op
 from tinyml_kit.engine.lowering.elementwise import broadcast_layout
-
-
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> KernelLab:
-    return shared_lab(tmp_path_factory)
 
 
 def _binary_model(layer: str, shapes: tuple[tuple[int, ...], tuple[int, ...]], activation: str | None = None):

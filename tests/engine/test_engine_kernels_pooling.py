@@ -10,17 +10,11 @@ from test_engine_kernels_common import (
     const_tensor,
     int8_tensor,
     set_output_quantization_like_input,
-    shared_lab,
     single_op_graph,
 )
 
 from tinyml_kit.engine.errors import UnsupportedOpError
 from tinyml_kit.engine.lowering import lower_op
-
-
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> KernelLab:
-    return shared_lab(tmp_path_factory)
 
 
 def _max_pool(shape, pool, strides, padding, relu=False):

@@ -11,17 +11,11 @@ from test_engine_kernels_common import (
     KernelLab,
     ModelSpec,
     set_output_quantization_like_input,
-    shared_lab,
 )
 
 pytestmark = pytest.mark.slow
 RNG = np.random.default_rng(2024)
 CASES_PER_FAMILY = 8
-
-
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> KernelLab:
-    return shared_lab(tmp_path_factory)
 
 
 def _range() -> tuple[float, float]:

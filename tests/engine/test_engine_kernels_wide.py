@@ -19,7 +19,6 @@ from test_engine_kernels_common import (
     assert_same,
     random_samples,
     read_graph,
-    shared_lab,
 )
 from tk_testing import require_tool
 
@@ -129,11 +128,6 @@ SPECS = {
 }
 WIDE_KERNELS = {"pointwise": "tk_conv2d_1x1", "first_conv": "tk_conv2d_gemm", "depthwise": "tk_dwconv2d_ch",
                 "dense": "tk_fc"}
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> KernelLab:
-    return shared_lab(tmp_path_factory)
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))

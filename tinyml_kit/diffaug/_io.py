@@ -1,39 +1,15 @@
-"""Atomic file output (temp file beside the target, then rename) for models, arrays, text and images."""
+"""Atomic file output for DiffAugment: models and text (from ``tinyml_kit._atomic``) and ``.npz`` arrays."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from tinyml_kit._atomic import atomic_write, save_model
+from tinyml_kit._atomic import write_text as save_text
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Calls ``write(tmp)`` on a temporary file in ``path``'s folder (same suffix), then renames it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def save_text(path: str | Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def save_model(model: Any, path: str | Path) -> Path:
-    """``model.save`` (``.keras``) atomically."""
-    return atomic_write(path, lambda tmp: model.save(tmp))
+__all__ = ["atomic_write", "save_model", "save_npz", "save_text"]
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> Path:

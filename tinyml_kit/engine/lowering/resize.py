@@ -7,6 +7,7 @@ including ``align_corners`` and ``half_pixel_centers``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -34,15 +35,21 @@ def nearest_sources(out_size: int, in_size: int, align_corners: bool, half_pixel
     return np.asarray(sources, dtype=np.int32)
 
 
-@register_lowering("RESIZE_NEAREST_NEIGHBOR")
-def lower_resize_nearest_neighbor(op: Op, graph: Graph) -> KernelCall:
-    """RESIZE_NEAREST_NEIGHBOR int8 to a constant (height, width)."""
+def resize_operands(op: Op, graph: Graph) -> tuple[Any, Any, list[int]]:
+    """Input, output and constant (height, width) of a RESIZE_* op, checked to be 4-D NHWC int8."""
     x = int8_tensor(op, graph, op.inputs[0], "input")
     y = int8_tensor(op, graph, op.outputs[0], "output")
     size = const_ints(op, graph, op.inputs[1], "size")
     if len(x.shape) != 4 or len(size) != 2 or tuple(y.shape) != (x.shape[0], size[0], size[1], x.shape[3]):
         raise unsupported(op, graph, f"resizes {x.shape} to size {size} with output {y.shape}; 4-D NHWC "
                           "tensors are required", "Resize 4-D (batch, height, width, channels) tensors.")
+    return x, y, size
+
+
+@register_lowering("RESIZE_NEAREST_NEIGHBOR")
+def lower_resize_nearest_neighbor(op: Op, graph: Graph) -> KernelCall:
+    """RESIZE_NEAREST_NEIGHBOR int8 to a constant (height, width)."""
+    x, y, size = resize_operands(op, graph)
     align = bool(op.options.get("align_corners", False))
     half_pixel = bool(op.options.get("half_pixel_centers", False))
     n, in_h, in_w, c = (int(v) for v in x.shape)

@@ -17,13 +17,12 @@ import numpy as np
 from tinyml_kit.engine.ir import Graph, Op
 from tinyml_kit.engine.lowering._lowering_utils import (
     REQUANTIZE_HINT,
-    const_ints,
-    int8_tensor,
     raster_overlap,
     scale_zero_point,
     unsupported,
 )
 from tinyml_kit.engine.lowering.base import KernelCall, register_lowering
+from tinyml_kit.engine.lowering.resize import resize_operands
 
 ONE = 1 << 10  # TFLM's fixed-point unit for source coordinates
 INT16_MAX = 2**15 - 1
@@ -83,12 +82,7 @@ def _weight_span(axis: Axis) -> int:
 @register_lowering("RESIZE_BILINEAR")
 def lower_resize_bilinear(op: Op, graph: Graph) -> KernelCall:
     """RESIZE_BILINEAR int8 to a constant (height, width), any align_corners / half_pixel_centers."""
-    x = int8_tensor(op, graph, op.inputs[0], "input")
-    y = int8_tensor(op, graph, op.outputs[0], "output")
-    size = const_ints(op, graph, op.inputs[1], "size")
-    if len(x.shape) != 4 or len(size) != 2 or tuple(y.shape) != (x.shape[0], size[0], size[1], x.shape[3]):
-        raise unsupported(op, graph, f"resizes {x.shape} to size {size} with output {y.shape}; 4-D NHWC "
-                          "tensors are required", "Resize 4-D (batch, height, width, channels) tensors.")
+    x, y, size = resize_operands(op, graph)
     if min(size) < 1:
         raise unsupported(op, graph, f"has output size {size}", "Resize to a size of at least 1x1.")
     if scale_zero_point(x) != scale_zero_point(y):
