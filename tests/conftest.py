@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from tk_testing import require_tool  # noqa: F401  (older imports: from conftest)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from conftest import require_tool
+from tk_testing import require_tool
 
 from tinyml_kit.engine.reader import read_tflite
 from tinyml_kit.tinytl import prepare
