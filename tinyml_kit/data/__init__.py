@@ -11,8 +11,9 @@ free of TensorFlow; TensorFlow is imported only by ``Dataset.as_tf_dataset``.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tinyml_kit._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from tinyml_kit.data.datasets import NORMALIZATIONS, Dataset, load
@@ -54,14 +55,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tinyml_kit.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _EXPORTS)

@@ -10,8 +10,9 @@ import Keras or TensorFlow.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tinyml_kit._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from tinyml_kit.diffaug.callbacks import AdaptiveAugment, GANMonitor, OverfitProbe
@@ -87,15 +88,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"tinyml_kit.diffaug.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f"tinyml_kit.diffaug.{name}")
-    raise AttributeError(f"module 'tinyml_kit.diffaug' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*__all__, *_SUBMODULES])
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _EXPORTS, _SUBMODULES)

@@ -12,8 +12,7 @@ package stays cheap for the CLI.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from tinyml_kit._lazy import lazy_attributes
 
 _LAZY = {
     "compile": ("tinyml_kit.engine.project", "compile"),
@@ -25,10 +24,4 @@ _LAZY = {
 __all__ = ["PatchConfig", "Project", "compile", "read_tflite"]
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'tinyml_kit.engine' has no attribute {name!r}")
-    value = getattr(import_module(target[0]), target[1])
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)

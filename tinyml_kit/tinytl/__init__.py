@@ -17,8 +17,9 @@ Keras or TensorFlow.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tinyml_kit._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from tinyml_kit.tinytl.backbones import BACKBONES, build_backbone
@@ -123,14 +124,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tinyml_kit.tinytl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"tinyml_kit.tinytl.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _EXPORTS)

@@ -12,8 +12,7 @@ Submodules import Keras; they are loaded on first use so ``import tinyml_kit.zoo
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from tinyml_kit._lazy import lazy_attributes
 
 _EXPORTS = {
     "mobilenet_v2": "tinyml_kit.zoo.mobilenetv2",
@@ -36,15 +35,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    target = _EXPORTS.get(name)
-    if target is None:
-        raise AttributeError(f"module 'tinyml_kit.zoo' has no attribute {name!r}")
-    module_name, attr = target if isinstance(target, tuple) else (target, name)
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _EXPORTS)
