@@ -25,6 +25,11 @@ static void conv1x1_wide(const tk_conv2d_1x1_params_t *p, const int8_t *input, i
 }
 #endif
 
+/* One block of TK_GEMM_PIXELS columns (one copy of the GEMM code for the blocks and the last pixels). */
+TK_GEMM_FN static void gemm_block(const tk_gemm_t *g, const int16_t *cols, int8_t *dst, int32_t stride) {
+    tk_gemm_cols(g, cols, dst, stride);
+}
+
 void tk_conv2d_1x1_s8(const tk_conv2d_1x1_params_t *p, const void *const *in, void *const *out, void *scratch) {
     const int8_t *input = (const int8_t *)in[0];
     int8_t *output = (int8_t *)out[0];
@@ -37,18 +42,16 @@ void tk_conv2d_1x1_s8(const tk_conv2d_1x1_params_t *p, const void *const *in, vo
     int16_t *cols = (int16_t *)scratch;
     const tk_gemm_t g = {p->filter, p->rq, p->out_c, p->k4, p->act_min, p->act_max};
     const size_t in_c = (size_t)p->in_c, out_c = (size_t)p->out_c;
+    const int32_t n = TK_GEMM_PIXELS;
     tk_cols_zero_tail(cols, p->in_c, p->k4);
     int32_t px = 0;
-    for (; px + 2 <= p->pixels; px += 2) {
+    for (; px + n <= p->pixels; px += n) { /* blocks of n pixels, all read before any is written */
         const int8_t *src = input + (size_t)px * in_c;
-        tk_cols_put(cols, 0, 0, src, p->in_c);
-        tk_cols_put(cols, 1, 0, src + in_c, p->in_c);
-        int8_t *dst = output + (size_t)px * out_c;
-        tk_gemm_cols(&g, cols, dst, dst + out_c);
+        for (int32_t q = 0; q < n; ++q) tk_cols_put(cols, q, 0, src + (size_t)q * in_c, p->in_c);
+        gemm_block(&g, cols, output + (size_t)px * out_c, (int32_t)out_c);
     }
-    if (px < p->pixels) { /* the last pixel in both halves, its outputs written twice */
-        tk_cols_put(cols, 0, 0, input + (size_t)px * in_c, p->in_c);
-        tk_cols_put(cols, 1, 0, input + (size_t)px * in_c, p->in_c);
-        tk_gemm_cols(&g, cols, output + (size_t)px * out_c, output + (size_t)px * out_c);
+    for (; px < p->pixels; ++px) { /* the last pixels one by one, in every column, written n times */
+        for (int32_t q = 0; q < n; ++q) tk_cols_put(cols, q, 0, input + (size_t)px * in_c, p->in_c);
+        gemm_block(&g, cols, output + (size_t)px * out_c, 0);
     }
 }

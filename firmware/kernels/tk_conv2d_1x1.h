@@ -1,8 +1,9 @@
 /* tinyml-kit kernel: int8 pointwise CONV_2D (1x1, stride 1, no padding) and FULLY_CONNECTED as a GEMM.
  *
- * ABI: in[0] = input [pixels][in_c], out[0] = output [pixels][out_c]. scratch: two int16 columns
- * (4 * k4 bytes). Pixels are taken two at a time, both converted into scratch before their outputs
- * are written, so the output may overlap the input in raster order (the compiler computes the shift).
+ * ABI: in[0] = input [pixels][in_c], out[0] = output [pixels][out_c]. scratch: three int16 columns
+ * (TK_GEMM_SCRATCH(k4) = 6 * k4 bytes). Pixels are taken in blocks of three (Cortex-M4) or two, all
+ * converted into scratch before their outputs are written, so the output may overlap the input in
+ * raster order (the compiler computes the shift).
  * Filter packing, doubled bias and fast requantisation: see tk_gemm.h and tk_requant.h. */
 #ifndef TK_CONV2D_1X1_H
 #define TK_CONV2D_1X1_H

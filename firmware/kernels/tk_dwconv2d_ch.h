@@ -1,18 +1,26 @@
-/* tinyml-kit kernel: int8 DEPTHWISE_CONV_2D, depth multiplier 1, kernel width 3, 5 or 7, horizontal stride
- * 1 or 2, horizontal dilation 1 (any kernel height, vertical stride and dilation), channel by channel.
+/* tinyml-kit kernel: int8 DEPTHWISE_CONV_2D, depth multiplier 1, square 3x3, 5x5 or 7x7 kernels,
+ * horizontal stride 1 or 2, horizontal dilation 1 (any vertical stride and dilation), channel by channel.
  *
- * ABI: in[0] = input [in_h][in_w][channels], out[0] = output [out_h][out_w][channels]. scratch: one
- * zero-point padded plane of a channel (padded_h * padded_w bytes + 8 bytes of slack for word loads,
- * rounded up to 4). Each channel is staged into the plane before its outputs are written, so the output
- * may sit exactly on the input (in place, shift 0) or apart from it. Padding may be negative (a patch of
- * a larger frame).
+ * ABI: in[0] = input [in_h][in_w][channels], out[0] = output [out_h][out_w][channels]. Padding may be
+ * negative (a patch of a larger frame). Scratch (lowering/depthwise.py, channelwise_layout):
+ *  - 3x3: channel_group (1, or 4 when channels are a multiple of 4) sets of ring_rows rows of int16 input
+ *    values, rw = padded_w rounded up to even halfwords per row, + 16 bytes of slack for the loads past
+ *    a row's end: channel_group * ring_rows * rw * 2 + 16 bytes. ring_rows >= padded_h: each set holds
+ *    a channel's whole zero-point padded plane, staged before any of its outputs; else a ring of
+ *    2 * dilation_h + 1 rows, row r of the plane in slot r % ring_rows, staged just before the first
+ *    output row that reads it. In place (output exactly on the input, shift 0) is exact with a plane,
+ *    and with a ring when the output rows never reach input rows still to be staged (the lowering checks,
+ *    ring_keeps_input).
+ *  - 5x5, 7x7: one byte plane of a channel, padded_h * padded_w bytes + 8 of slack, rounded up to 4;
+ *    staged before the channel's outputs, so in place is always exact.
  *
  * filter2 holds, per channel and kernel row, ceil(k_w / 4) groups of two halfword pairs: (2*w[4m],
  * 2*w[4m+2]) and (2*w[4m+1], 2*w[4m+3]) (zero beyond k_w), the order SXTB16 / SXTB16 ROR #8 split a word
  * of 4 input bytes into, so one SMLAD does two taps; the weights are doubled for the fast requantisation
- * (tk_requant.h). With stride 1, two outputs share each word of input. Hosted 64-bit builds (TK_WIDE,
- * tk_simd.h) work on all channels of a pixel at once from a ring of input rows on the stack instead
- * (the scratch plane is then unused). */
+ * (tk_requant.h). The 3x3 kernel regroups a channel's row as (2*w0, 2*w1), (2*w2, 0) for the halfword
+ * rows: one word load of two adjacent inputs feeds SMLAD. Hosted 64-bit builds (TK_WIDE, tk_simd.h) work
+ * on all channels of a pixel at once from a ring of input rows on the stack instead, when it fits (the
+ * scratch is then unused). */
 #ifndef TK_DWCONV2D_CH_H
 #define TK_DWCONV2D_CH_H
 
@@ -33,6 +41,8 @@ typedef struct {
     int32_t padded_h, padded_w; /* the staged plane */
     int32_t pad_value;          /* input zero point */
     int32_t act_min, act_max;
+    int32_t channel_group;      /* 3x3: channels staged together, 1 or 4 (channels a multiple of 4) */
+    int32_t ring_rows;          /* 3x3: rows per channel, padded_h (the plane) or 2 * dilation_h + 1 */
 } tk_dwconv2d_ch_params_t;
 
 void tk_dwconv2d_ch_s8(const tk_dwconv2d_ch_params_t *p, const void *const *in, void *const *out, void *scratch);

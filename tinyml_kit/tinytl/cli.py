@@ -18,6 +18,7 @@ from typing import Any
 from tinyml_kit._atomic import save_model, write_text
 from tinyml_kit.tinytl.errors import TinyTLError
 from tinyml_kit.tinytl.methods import METHODS
+from tinyml_kit.tinytl.train import AUGMENTATIONS
 
 BACKBONE_NAMES = ("mobilenet_v2", "efficientnet_lite0", "proxylessnas_mobile")
 
@@ -51,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--batch-size", type=int, default=8)
     fit.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: per method)")
     fit.add_argument("--label-smoothing", type=float, default=0.0)
+    fit.add_argument("--augment", choices=AUGMENTATIONS, default="none",
+                     help="training augmentation: random shift and zoom, optionally flips")  # fmt: skip
     fit.add_argument(
         "--norm",
         choices=("group", "batch"),
@@ -127,8 +130,9 @@ def _fit(args: argparse.Namespace) -> int:
     )
     result = run_transfer(
         args.backbone, args.method, data, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, label_smoothing=args.label_smoothing, seed=args.seed, norm=args.norm,
-        memory_lean=not args.plain, verbose=0 if args.quiet else 1, keep_model=args.out is not None,
+        learning_rate=args.lr, label_smoothing=args.label_smoothing, augment=args.augment, seed=args.seed,
+        norm=args.norm, memory_lean=not args.plain, verbose=0 if args.quiet else 1,
+        keep_model=args.out is not None,
     )  # fmt: skip
     peak = f"{result.measured_peak_bytes / MB:.1f} MB" if result.measured_peak_bytes else "n/a"
     print(f"{args.method}: test accuracy {result.accuracy:.4f}; memory model "

@@ -1,7 +1,8 @@
 """CONV_2D -> a kernel chosen at compile time from the layer's geometry and quantisation.
 
 * ``tk_conv2d_1x1_s8``: pointwise (1x1, stride 1, no padding) as an int8 GEMM;
-* ``tk_conv2d_gemm_s8``: any other kernel size, stride, dilation and padding (groups 1) as im2col + GEMM;
+* ``tk_conv2d_gemm_s8``: any other kernel size, stride, dilation and padding (groups 1) as im2col + GEMM
+  (:func:`im2col_gemm_call`, also used for depthwise layers with one input channel);
 * ``tk_conv2d_s8``: grouped convolutions, and layers whose requantisation the fast kernels cannot
   reproduce exactly (a left shift, see ``lowering/fastrq.py``).
 """
@@ -86,29 +87,23 @@ def lower_conv2d(op: Op, graph: Graph) -> KernelCall:
     macs = out_h * out_w * out_c * k_h * k_w * group_in
     overlap = Overlap(output=out.index, input=inp.index,
                       max_shift=window_max_shift(win, in_c, out_c, staged=True))
-    fast = gemm_arrays(filters.reshape(out_c, -1), bias, multiplier, shift, out_zp) if groups == 1 else None
-    if fast is not None:
-        arrays, k4 = fast
-        if is_pointwise(win):
+    if groups == 1 and is_pointwise(win):
+        fast = gemm_arrays(filters.reshape(out_c, -1), bias, multiplier, shift, out_zp)
+        if fast is not None:
+            arrays, k4 = fast
             return KernelCall(
                 op=op, kernel="tk_conv2d_1x1", function="tk_conv2d_1x1_s8",
                 params_type="tk_conv2d_1x1_params_t",
                 params={"pixels": out_h * out_w, "in_c": in_c, "out_c": out_c, "k4": k4,
                         "act_min": act_min, "act_max": act_max},
-                arrays=arrays, inputs=[inp.index], outputs=[out.index], scratch_bytes=4 * k4,
+                arrays=arrays, inputs=[inp.index], outputs=[out.index], scratch_bytes=gemm_scratch_bytes(k4),
                 overlaps=[overlap], macs=macs)
-        return KernelCall(
-            op=op, kernel="tk_conv2d_gemm", function="tk_conv2d_gemm_s8",
-            params_type="tk_conv2d_gemm_params_t",
-            params={
-                "in_h": in_h, "in_w": in_w, "in_c": in_c, "out_h": out_h, "out_w": out_w, "out_c": out_c,
-                "k_h": k_h, "k_w": k_w, "stride_h": win.stride_h, "stride_w": win.stride_w,
-                "dilation_h": win.dilation_h, "dilation_w": win.dilation_w,
-                "pad_top": win.pad_top, "pad_left": win.pad_left, "input_zero_point": in_zp, "k4": k4,
-                "act_min": act_min, "act_max": act_max,
-            },
-            arrays=arrays, inputs=[inp.index], outputs=[out.index], scratch_bytes=4 * k4,
-            overlaps=[overlap], macs=macs)
+    elif groups == 1:
+        call = im2col_gemm_call(op, inp.index, out.index, filters, bias, multiplier, shift,
+                                win=win, in_zp=in_zp, out_zp=out_zp, act_range=(act_min, act_max), macs=macs,
+                                overlap=overlap)
+        if call is not None:
+            return call
 
     return KernelCall(
         op=op, kernel="tk_conv2d", function="tk_conv2d_s8", params_type="tk_conv2d_params_t",
@@ -125,6 +120,51 @@ def lower_conv2d(op: Op, graph: Graph) -> KernelCall:
         overlaps=[overlap],
         macs=macs,
     )
+
+
+def gemm_scratch_bytes(k4: int) -> int:
+    """Scratch of ``tk_conv2d_1x1`` and ``tk_conv2d_gemm``: three int16 columns of k4 values
+    (``TK_GEMM_SCRATCH`` in tk_gemm.h; Cortex-M4 computes 3 pixels per block, other builds use two)."""
+    return 6 * k4
+
+
+def row_padded_filter(filters: np.ndarray, dilation_w: int) -> np.ndarray:
+    """``filters`` (OHWI) with a zero fourth column when each kernel row is 3 values of one channel
+    (k_w 3, in_c 1, dilation 1) and that adds no group of 4 taps (k_h <= 3): tk_conv2d_gemm then converts
+    each row from one word of the input. Other filters are returned as they are."""
+    out_c, k_h, k_w, in_c = filters.shape
+    if in_c != 1 or k_w != 3 or dilation_w != 1 or -(-k_h * k_w // 4) != k_h:
+        return filters
+    padded = np.zeros((out_c, k_h, 4, in_c), dtype=filters.dtype)
+    padded[:, :, :k_w] = filters
+    return padded
+
+
+def im2col_gemm_call(op: Op, inp: int, out: int, filters: np.ndarray, bias: np.ndarray,
+                     multiplier: np.ndarray, shift: np.ndarray, *, win: Window, in_zp: int, out_zp: int,
+                     act_range: tuple[int, int], macs: int, overlap: Overlap) -> KernelCall | None:
+    """The ``tk_conv2d_gemm_s8`` call of a convolution with groups 1 (``filters`` OHWI int8, ``bias``
+    already folded with the input offset), or None when its fast requantisation is not exact (the
+    caller then picks a generic kernel). Also used for depthwise layers with one input channel."""
+    out_c, _, _, in_c = filters.shape
+    padded = row_padded_filter(filters, win.dilation_w)
+    fast = gemm_arrays(padded.reshape(out_c, -1), bias, multiplier, shift, out_zp)
+    if fast is None:
+        return None
+    arrays, k4 = fast
+    return KernelCall(
+        op=op, kernel="tk_conv2d_gemm", function="tk_conv2d_gemm_s8",
+        params_type="tk_conv2d_gemm_params_t",
+        params={
+            "in_h": win.in_h, "in_w": win.in_w, "in_c": in_c, "out_h": win.out_h, "out_w": win.out_w,
+            "out_c": out_c, "k_h": padded.shape[1], "k_w": padded.shape[2],
+            "stride_h": win.stride_h, "stride_w": win.stride_w,
+            "dilation_h": win.dilation_h, "dilation_w": win.dilation_w,
+            "pad_top": win.pad_top, "pad_left": win.pad_left, "input_zero_point": in_zp, "k4": k4,
+            "act_min": act_range[0], "act_max": act_range[1], "col_pixels": 3,
+        },
+        arrays=arrays, inputs=[inp], outputs=[out], scratch_bytes=gemm_scratch_bytes(k4),
+        overlaps=[overlap], macs=macs)
 
 
 def is_pointwise(win: Window) -> bool:

@@ -1,0 +1,279 @@
+"""The GEMM convolution kernels (tk_conv2d_1x1, tk_conv2d_gemm) on awkward shapes, against an exact
+NumPy model of TFLite's ConvPerChannel: the portable C path (-DTK_NO_WIDE, pixel pairs) and the hosted wide
+path in the default tier; the Cortex-M4 DSP path (3-pixel blocks, assembly loops) and the portable path
+built for Cortex-M4 under QEMU (qemu marker). Synthetic IR graphs, no TensorFlow."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_engine_kernels_common import KERNEL_DIR, KernelLibrary, const_tensor, int8_tensor, single_op_graph
+from tk_testing import require_tool
+
+from tinyml_kit.engine.ir import Graph, Op, Quantization, Tensor
+from tinyml_kit.engine.lowering.base import KernelCall, lower_op
+from tinyml_kit.engine.lowering.conv import gemm_scratch_bytes, row_padded_filter
+from tinyml_kit.engine.quant import multiply_by_quantized_multiplier, per_channel_multipliers
+
+FIRMWARE = KERNEL_DIR.parent
+IN_SCALE, IN_ZP, OUT_SCALE, OUT_ZP = 0.05, -3, 0.11, 5
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    """One convolution: input h x w x c, out_c filters k_h x k_w, stride, padding, clamp range."""
+
+    name: str
+    size: tuple[int, int]
+    in_c: int
+    out_c: int
+    kernel: tuple[int, int] = (1, 1)
+    stride: int = 1
+    padding: str = "VALID"
+    act: tuple[int, int] = (-128, 127)
+    depthwise: bool = False  # DEPTHWISE_CONV_2D with one input channel (a first layer)
+
+
+CASES = [
+    # pointwise: K not a multiple of 4, odd out_c, pixel counts 1, 2, 4, 5 (mod 3: 1, 2, 1, 2)
+    ConvCase("pw_k5_oc7_px20", (4, 5), 5, 7),
+    ConvCase("pw_k8_oc16_px25", (5, 5), 8, 16),
+    ConvCase("pw_k12_oc3_px1", (1, 1), 12, 3),
+    ConvCase("pw_k16_oc2_px2", (1, 2), 16, 2),
+    ConvCase("pw_k36_oc10_px7_relu", (1, 7), 36, 10, act=(OUT_ZP, 127)),
+    ConvCase("pw_k64_oc9_px6", (2, 3), 64, 9),
+    ConvCase("pw_k3_oc1_px11", (1, 11), 3, 1),
+    # im2col: first layers (one channel, rows padded to 4 taps; three channels), stride 2, padding
+    ConvCase("c1_k3s2_same", (13, 11), 1, 8, (3, 3), 2, "SAME"),
+    ConvCase("c1_k3s1_same_oc5", (7, 9), 1, 5, (3, 3), 1, "SAME"),
+    ConvCase("c1_k3s2_valid_relu", (12, 10), 1, 6, (3, 3), 2, "VALID", act=(OUT_ZP, 120)),
+    ConvCase("dw1_k3s2_same", (14, 9), 1, 8, (3, 3), 2, "SAME", depthwise=True),
+    ConvCase("c3_k3s2_same", (9, 9), 3, 8, (3, 3), 2, "SAME"),
+    ConvCase("c5_k3s1_same_oc7", (6, 7), 5, 7, (3, 3), 1, "SAME"),
+    ConvCase("c2_k5s2_valid", (11, 12), 2, 4, (5, 5), 2, "VALID"),
+    ConvCase("c16_k3s1_same_oc11", (5, 4), 16, 11, (3, 3), 1, "SAME"),
+]
+
+
+def conv_graph(case: ConvCase, seed: int = 0) -> tuple[Graph, Op]:
+    """A one-op graph with random weights, per-channel scales and biases."""
+    rng = np.random.default_rng(seed)
+    (h, w), (k_h, k_w), s = case.size, case.kernel, case.stride
+    if case.padding == "SAME":
+        out_h, out_w = -(-h // s), -(-w // s)
+    else:
+        out_h, out_w = (h - k_h) // s + 1, (w - k_w) // s + 1
+    weights = rng.integers(-127, 128, size=(case.out_c, k_h, k_w, case.in_c), dtype=np.int8)
+    w_scales = rng.uniform(0.004, 0.02, size=case.out_c)
+    bias = rng.integers(-3000, 3000, size=case.out_c).astype(np.int32)
+    if case.depthwise:
+        weights = weights.transpose(3, 1, 2, 0)  # 1HWO
+    w_tensor = Tensor(index=1, name="w", shape=weights.shape, dtype="int8", data=weights,
+                      quant=Quantization(w_scales.astype(np.float64), np.zeros(case.out_c, dtype=np.int64),
+                                         axis=3 if case.depthwise else 0))
+    tensors = [int8_tensor(0, (1, h, w, case.in_c), IN_SCALE, IN_ZP), w_tensor, const_tensor(2, bias),
+               int8_tensor(3, (1, out_h, out_w, case.out_c), OUT_SCALE, OUT_ZP)]
+    options = {"padding": case.padding, "stride_h": s, "stride_w": s}
+    if case.depthwise:
+        options["depth_multiplier"] = case.out_c
+    graph, op = single_op_graph("DEPTHWISE_CONV_2D" if case.depthwise else "CONV_2D", tensors, [0, 1, 2], [3],
+                                options)
+    op.attrs["act_min"], op.attrs["act_max"] = case.act
+    return graph, op
+
+
+def reference(case: ConvCase, graph: Graph, x: np.ndarray) -> np.ndarray:
+    """TFLite ConvPerChannel with exact integer arithmetic (padded taps contribute nothing)."""
+    weights = graph.tensor(1).data.astype(np.int64)
+    if case.depthwise:
+        weights = weights.transpose(3, 1, 2, 0)
+    bias = graph.tensor(2).data.astype(np.int64)
+    out_h, out_w = graph.tensor(3).shape[1:3]
+    (h, w), (k_h, k_w), s = case.size, case.kernel, case.stride
+    pad_top = max((out_h - 1) * s + k_h - h, 0) // 2 if case.padding == "SAME" else 0
+    pad_left = max((out_w - 1) * s + k_w - w, 0) // 2 if case.padding == "SAME" else 0
+    padded = np.zeros((h + 2 * k_h + s * out_h, w + 2 * k_w + s * out_w, case.in_c), dtype=np.int64)
+    padded[pad_top:pad_top + h, pad_left:pad_left + w] = x.reshape(h, w, case.in_c).astype(np.int64) - IN_ZP
+    acc = np.zeros((out_h, out_w, case.out_c), dtype=np.int64)
+    for ky in range(k_h):
+        for kx in range(k_w):
+            window = padded[ky:ky + s * out_h:s, kx:kx + s * out_w:s]
+            acc += window @ weights[:, ky, kx, :].T
+    acc += bias
+    mult, shift = per_channel_multipliers(IN_SCALE, graph.tensor(1).quant.scale, OUT_SCALE, case.out_c)
+    out = np.empty_like(acc)
+    for oc in range(case.out_c):
+        m, r = int(mult[oc]), int(shift[oc])
+        out[..., oc] = np.vectorize(lambda a, m=m, r=r: multiply_by_quantized_multiplier(int(a), m, r))(
+            acc[..., oc])
+    out += OUT_ZP
+    return np.clip(out, *case.act).astype(np.int8).reshape(-1)
+
+
+def samples(graph: Graph, count: int = 3, seed: int = 1) -> list[np.ndarray]:
+    """Extreme inputs (all -128, all 127), then uniform ones."""
+    n = graph.tensor(0).num_elements
+    rng = np.random.default_rng(seed)
+    out = [np.full(n, -128, np.int8), np.full(n, 127, np.int8)]
+    out += [rng.integers(-128, 128, size=n, dtype=np.int8) for _ in range(count - 2)]
+    return out
+
+
+def lowered(case: ConvCase) -> tuple[Graph, KernelCall]:
+    graph, op = conv_graph(case)
+    call = lower_op(op, graph)
+    expected = "tk_conv2d_1x1" if case.kernel == (1, 1) else "tk_conv2d_gemm"
+    assert call.kernel == expected, f"{case.name}: lowered to {call.kernel}"
+    return graph, call
+
+
+class FlaggedLibrary(KernelLibrary):
+    """A kernel compiled into a shared library with extra compiler flags (e.g. -DTK_NO_WIDE)."""
+
+    def __init__(self, kernel: str, build_dir: Path, flags: tuple[str, ...]) -> None:
+        tag = "".join(re.sub(r"\W", "", f) for f in flags)
+        so = build_dir / f"{kernel}_{tag}.so"
+        if not so.exists():
+            cmd = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", *flags,
+                   f"-I{KERNEL_DIR}", str(KERNEL_DIR / f"{kernel}.c"), "-o", str(so)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            assert done.returncode == 0, f"compiling {kernel}.c failed:\n{done.stderr}"
+        self.kernel = kernel
+        self.lib = ctypes.CDLL(str(so))
+        self.header = KERNEL_DIR / f"{kernel}.h"
+
+
+@pytest.fixture(scope="module")
+def host_libraries(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], FlaggedLibrary]:
+    require_tool("gcc")
+    root = tmp_path_factory.mktemp("gemm_m4")
+    return {(kernel, variant): FlaggedLibrary(kernel, root, flags)
+            for kernel in ("tk_conv2d_1x1", "tk_conv2d_gemm")
+            for variant, flags in (("portable", ("-DTK_NO_WIDE",)), ("wide", ()))}
+
+
+@pytest.mark.parametrize("variant", ["portable", "wide"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_gemm_kernels_match_tflite_on_host(case: ConvCase, variant: str, host_libraries) -> None:
+    graph, call = lowered(case)
+    lib = host_libraries[(call.kernel, variant)]
+    out_size = graph.tensor(3).num_elements
+    for k, x in enumerate(samples(graph)):
+        got = lib.run(call, [x], out_size)
+        expected = reference(case, graph, x)
+        bad = np.flatnonzero(got != expected)
+        assert not bad.size, (f"{case.name} ({variant}) sample {k}: {bad.size} of {got.size} differ, first "
+                              f"[{bad[0]}] {got[bad[0]]} != {expected[bad[0]]}")
+        for rule in call.overlaps:  # in place at the largest shift the lowering declares safe
+            shifted = lib.run_overlapped(call, [x], out_size, 0, rule.max_shift)
+            assert np.array_equal(shifted, expected), f"{case.name} ({variant}) at shift {rule.max_shift}"
+
+
+def test_first_layer_rows_are_padded_to_one_group_of_four_taps() -> None:
+    filters = np.arange(1, 2 * 3 * 3 + 1, dtype=np.int8).reshape(2, 3, 3, 1)
+    padded = row_padded_filter(filters, dilation_w=1)
+    assert padded.shape == (2, 3, 4, 1)
+    assert np.array_equal(padded[:, :, :3], filters) and not padded[:, :, 3].any()
+    for shape, dilation in (((2, 3, 3, 3), 1), ((2, 5, 5, 1), 1), ((2, 3, 3, 1), 2)):
+        unchanged = np.ones(shape, dtype=np.int8)
+        assert row_padded_filter(unchanged, dilation) is unchanged  # more taps, RGB, or dilated: as is
+    _, call = lowered(CASES[7])
+    assert call.params["k_w"] == 4 and call.params["k4"] == 12 and call.params["col_pixels"] == 3
+    assert call.scratch_bytes == gemm_scratch_bytes(12) == 72
+
+
+# --- Cortex-M4 under QEMU -----------------------------------------------------------------------------
+
+ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2", "-std=c99",
+             "-Wall", "-Werror", "-ffunction-sections", "-fdata-sections"]
+ARM_TARGET = FIRMWARE / "targets" / "cortex-m4"
+ARM_LINK = ["-nostartfiles", "-Wl,--gc-sections", "-T", str(ARM_TARGET / "mps2_an386.ld"),
+            "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--no-warn-rwx-segments"]
+# the output is placed this many bytes after the input in one buffer (at most the declared max_shift)
+HARNESS_GAP = 64
+
+
+def c_values(values: np.ndarray) -> str:
+    return ", ".join(str(int(v)) for v in values.reshape(-1)) or "0"
+
+
+def harness_source(kernel: str, runs: list[tuple[KernelCall, np.ndarray, int, int]]) -> str:
+    """A firmware that runs each (call, input, output size, output shift) and prints the output in hex."""
+    from tinyml_kit.engine.codegen import render_arrays, render_struct
+
+    lines = ["#include <stdint.h>", "#include <stdio.h>", '#include "tk_platform.h"',
+             f'#include "{kernel}.h"',
+             "#define TK_ALIGN(n) __attribute__((aligned(n)))",
+             "static char line[4200];",
+             "static void dump(int id, const int8_t *p, int n) {",
+             "    int k = sprintf(line, \"case %d:\", id);",
+             "    for (int i = 0; i < n; ++i) k += sprintf(line + k, \" %d\", p[i]);",
+             "    tk_platform_print(line);", "}"]
+    body = []
+    for i, (call, x, out_size, shift) in enumerate(runs):
+        lines += [render_arrays(call, f"run{i}"), render_struct(call, f"run{i}", f"run{i}_params", False)]
+        in_off = max(0, -shift)
+        arena = np.zeros(max(in_off + x.size, in_off + shift + out_size) + 16, dtype=np.int8)
+        arena[in_off:in_off + x.size] = x
+        lines.append(f"static int8_t arena{i}[{arena.size}] TK_ALIGN(16) = {{{c_values(arena)}}};")
+        lines.append(f"static uint8_t scratch{i}[{max(call.scratch_bytes, 4)}] TK_ALIGN(8);")
+        out = f"arena{i} + {in_off + shift}"
+        body += [f"    {{ const void *in[1] = {{arena{i} + {in_off}}}; void *out[1] = {{{out}}};",
+                 f"      {call.function}(&run{i}_params, in, out, scratch{i});",
+                 f"      dump({i}, {out}, {out_size}); }}"]
+    lines += ["int main(int argc, char **argv) {", "    (void)argc; (void)argv;", *body, "    return 0;", "}"]
+    return "\n".join(lines) + "\n"
+
+
+# Cortex-M4 builds: DSP 3-pixel blocks (default), DSP pixel pairs (-O0, frame pointer), portable C
+M4_VARIANTS = {"dsp": [], "dsp_pairs": ["-DTK_GEMM_PAIRS"], "portable": ["-DTK_NO_DSP"]}
+
+
+def run_on_qemu(kernel: str, runs: list[tuple[KernelCall, np.ndarray, int, int]], work: Path,
+                variant: str) -> dict[int, np.ndarray]:
+    source = work / f"{kernel}_{variant}.c"
+    source.write_text(harness_source(kernel, runs))
+    elf = source.with_suffix(".elf")
+    cmd = ["arm-none-eabi-gcc", *ARM_FLAGS, *M4_VARIANTS[variant], f"-I{KERNEL_DIR}",
+           f"-I{FIRMWARE / 'templates'}", *ARM_LINK, "-o", str(elf), str(source),
+           str(KERNEL_DIR / f"{kernel}.c"), str(ARM_TARGET / "platform.c"), str(ARM_TARGET / "startup.c")]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+                           "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel",
+                           str(elf)], capture_output=True, text=True, timeout=300, cwd=work)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    log = done.stdout + done.stderr  # semihosting output may arrive on either stream
+    found = {int(m.group(1)): np.array(m.group(2).split(), dtype=np.int64).astype(np.int8)
+             for m in re.finditer(r"^case (\d+):((?: -?\d+)*)\s*$", log, re.MULTILINE)}
+    assert len(found) == len(runs), log[-2000:]
+    return found
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("variant", list(M4_VARIANTS))
+@pytest.mark.parametrize("kernel", ["tk_conv2d_1x1", "tk_conv2d_gemm"])
+def test_gemm_kernels_match_tflite_on_cortex_m4(kernel: str, variant: str, tmp_path: Path) -> None:
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
+    runs, expected = [], []
+    for case in CASES:
+        graph, call = lowered(case)
+        if call.kernel != kernel:
+            continue
+        out_size = graph.tensor(3).num_elements
+        shift = min(HARNESS_GAP + graph.tensor(0).num_elements, call.overlaps[0].max_shift)
+        for x in samples(graph, count=3):
+            runs.append((call, x, out_size, shift))  # in place where the shift overlaps the input
+            expected.append((case.name, reference(case, graph, x)))
+    got = run_on_qemu(kernel, runs, tmp_path, variant)
+    for i, (name, want) in enumerate(expected):
+        bad = np.flatnonzero(got[i] != want)
+        assert not bad.size, (f"{name} run {i} ({variant}): {bad.size} of {want.size} differ, first "
+                              f"[{bad[0]}] {got[i][bad[0]]} != {want[bad[0]]}")
