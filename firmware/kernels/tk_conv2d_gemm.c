@@ -166,6 +166,166 @@ static void conv_gemm_wide(const tk_conv2d_gemm_params_t *p, const int8_t *input
 }
 #endif
 
+#if TK_GEMM_PIXELS == 3
+#define TK_C1_MAX_OUT 16 /* output channels of the one-channel 3x3 path (lowering/conv.py: C1_MAX_OUT) */
+#define TK_C1_WORDS 10   /* table words per output channel, in the scratch (C1_TABLE_WORDS) */
+
+/* A one-channel kernel of three rows of 4 taps (3x3 padded by the lowering, dilation 1) with an even
+ * count of at most TK_C1_MAX_OUT output channels and the full int8 range, whose scratch the lowering
+ * sized for the table (c1_table): the usual first layer. */
+TK_INLINE int is_c1_rows3(const tk_conv2d_gemm_params_t *p) {
+    return p->c1_table && is_rows4(p) && p->in_c == 1 && p->k_h == 3 && p->dilation_h == 1 &&
+           (p->out_c & 1) == 0 && p->out_c <= TK_C1_MAX_OUT && p->act_min == -128 && p->act_max == 127;
+}
+
+TK_INLINE uint32_t pack_halves(int32_t lo, int32_t hi) {
+    return (uint32_t)(uint16_t)lo | ((uint32_t)(uint16_t)hi << 16);
+}
+
+/* Per output channel j, the 10 words {2 * bias, six filter halfword pairs, multiplier, add, shift}: for
+ * kernel row g the doubled taps (2 w0, 2 w2) and (2 w1, 2 w3), matching SXTB16 and SXTB16 ROR #8 of the
+ * row's input word, unpacked from the int8 filter (stored w0, w2, w1, w3 per group, tk_gemm.h). */
+static void build_c1_table(const tk_conv2d_gemm_params_t *p, int32_t *table) {
+    for (int32_t j = 0; j < p->out_c; ++j, table += TK_C1_WORDS) {
+        const int8_t *b = p->filter + (size_t)(j >> 1) * 24 + (size_t)(j & 1) * 4;
+        const int32_t *rq = p->rq + 4 * j;
+        table[0] = rq[0];
+        for (int32_t g = 0; g < 3; ++g, b += 8) {
+            table[1 + 2 * g] = (int32_t)pack_halves(2 * b[0], 2 * b[1]);
+            table[2 + 2 * g] = (int32_t)pack_halves(2 * b[2], 2 * b[3]);
+        }
+        table[7] = rq[1], table[8] = rq[2], table[9] = rq[3];
+    }
+}
+
+/* Every output channel of one pixel whose three kernel rows are the input words row0..row2 (4 values
+ * each, the fourth has weight 0): the rows as six halfword pairs in r4-r9, then per channel LDM of the
+ * bias and three filter words, 3 SMLAD, LDM, 3 SMLAD, LDM of the requantisation constants, SMMLAR, ADD
+ * ASR, ASR, SSAT, STRB (14 instructions for 9 MACs), in a sequence of TK_C1_MAX_OUT channels unrolled
+ * and entered by TBH at channel pair ``skip`` = (TK_C1_MAX_OUT - out_c) / 2, so no loop test. ``*d``
+ * advances past the outputs. ``looped`` (a constant, for the few pixels on the border: less code): a
+ * loop over the ``skip`` channel pairs instead. The LDM register lists need ascending registers, hence
+ * the fixed assignment. */
+TK_INLINE void c1_pixel(const int32_t *table, int32_t skip, uint32_t row0, uint32_t row1, uint32_t row2,
+                        int8_t **d, const int looped) {
+    register int32_t a __asm__("r0");
+    register int32_t f0 __asm__("r1");
+    register int32_t f1 __asm__("r2");
+    register int32_t f2 __asm__("r3");
+    register int32_t c0 __asm__("r4");
+    register uint32_t c1 __asm__("r5") = row0;
+    register int32_t c2 __asm__("r6");
+    register uint32_t c3 __asm__("r7") = row1;
+    register int32_t c4 __asm__("r8");
+    register uint32_t c5 __asm__("r9") = row2;
+    register const int32_t *t __asm__("r10") = table;
+    register int8_t *dp __asm__("r11") = *d;
+    register int32_t k __asm__("r12") = skip;
+#define TK_C1_CHANNEL                                      \
+    "ldmia %[t]!, {%[a], %[f0], %[f1], %[f2]}\n\t"           \
+    "smlad %[a], %[c0], %[f0], %[a]\n\t"                     \
+    "smlad %[a], %[c1], %[f1], %[a]\n\t"                     \
+    "smlad %[a], %[c2], %[f2], %[a]\n\t"                     \
+    "ldmia %[t]!, {%[f0], %[f1], %[f2]}\n\t"                 \
+    "smlad %[a], %[c3], %[f0], %[a]\n\t"                     \
+    "smlad %[a], %[c4], %[f1], %[a]\n\t"                     \
+    "smlad %[a], %[c5], %[f2], %[a]\n\t"                     \
+    "ldmia %[t]!, {%[f0], %[f1], %[f2]}\n\t"                 \
+    "smmlar %[f0], %[a], %[f0], %[f1]\n\t"                   \
+    "add %[f0], %[f0], %[a], asr #31\n\t"                    \
+    "asr %[f0], %[f0], %[f2]\n\t"                            \
+    "ssat %[f0], #8, %[f0]\n\t"                              \
+    "strb %[f0], [%[d]], #1\n\t"
+#define TK_C1_PAIR(n) n ":\n\t" TK_C1_CHANNEL TK_C1_CHANNEL
+#define TK_C1_ENTRY(n) ".hword (" n "f - 10b) / 2\n\t"
+#define TK_C1_ROWS                                         \
+    "sxtb16 %[c0], %[c1]\n\t"                                \
+    "sxtb16 %[c1], %[c1], ror #8\n\t"                        \
+    "sxtb16 %[c2], %[c3]\n\t"                                \
+    "sxtb16 %[c3], %[c3], ror #8\n\t"                        \
+    "sxtb16 %[c4], %[c5]\n\t"                                \
+    "sxtb16 %[c5], %[c5], ror #8\n\t"
+    if (looped) { /* k: the channel pairs, counted down */
+        __asm__ volatile(
+            TK_C1_ROWS
+            "1:\n\t"
+            TK_C1_CHANNEL TK_C1_CHANNEL
+            "subs %[k], %[k], #1\n\t"
+            "bne 1b\n\t"
+            : [a] "=&r"(a), [f0] "=&r"(f0), [f1] "=&r"(f1), [f2] "=&r"(f2), [c0] "=&r"(c0), [c1] "+r"(c1),
+              [c2] "=&r"(c2), [c3] "+r"(c3), [c4] "=&r"(c4), [c5] "+r"(c5), [t] "+r"(t), [d] "+r"(dp),
+              [k] "+r"(k)
+            :
+            : "cc", "memory");
+        *d = dp;
+        return;
+    }
+    __asm__ volatile(
+        TK_C1_ROWS
+        "tbh [pc, %[k], lsl #1]\n\t"
+        "10:\n\t"
+        TK_C1_ENTRY("20") TK_C1_ENTRY("21") TK_C1_ENTRY("22") TK_C1_ENTRY("23")
+        TK_C1_ENTRY("24") TK_C1_ENTRY("25") TK_C1_ENTRY("26") TK_C1_ENTRY("27")
+        ".align 1\n\t"
+        TK_C1_PAIR("20") TK_C1_PAIR("21") TK_C1_PAIR("22") TK_C1_PAIR("23")
+        TK_C1_PAIR("24") TK_C1_PAIR("25") TK_C1_PAIR("26") TK_C1_PAIR("27")
+        : [a] "=&r"(a), [f0] "=&r"(f0), [f1] "=&r"(f1), [f2] "=&r"(f2), [c0] "=&r"(c0), [c1] "+r"(c1),
+          [c2] "=&r"(c2), [c3] "+r"(c3), [c4] "=&r"(c4), [c5] "+r"(c5), [t] "+r"(t), [d] "+r"(dp)
+        : [k] "r"(k)
+        : "cc", "memory");
+#undef TK_C1_ENTRY
+#undef TK_C1_ROWS
+#undef TK_C1_PAIR
+#undef TK_C1_CHANNEL
+    *d = dp;
+}
+
+/* The input word of kernel row iy at columns x0 .. x0 + 3 of a pixel on the border: padded taps get the
+ * zero point (the fourth tap, of weight 0, too when it lies outside). */
+TK_INLINE uint32_t c1_border_row(const tk_conv2d_gemm_params_t *p, const int8_t *input, int32_t iy, int32_t x0) {
+    const uint32_t pad = (uint8_t)p->input_zero_point;
+    if (iy < 0 || iy >= p->in_h) return pad * 0x01010101u;
+    const int8_t *row = input + (size_t)iy * (size_t)p->in_w;
+    uint32_t word = 0;
+    for (int32_t kx = 3; kx >= 0; --kx) {
+        const int32_t ix = x0 + kx;
+        word = (word << 8) | (ix >= 0 && ix < p->in_w ? (uint8_t)row[ix] : pad);
+    }
+    return word;
+}
+
+/* The one-channel 3x3 path (is_c1_rows3): pixel by pixel in raster order, each pixel's three input words
+ * read before its outputs are written (the overlap of a one-pixel block), every output channel from the
+ * table with the pixel's values kept in registers. */
+static void conv_c1_rows3(const tk_conv2d_gemm_params_t *p, const int8_t *input, int8_t *output,
+                          int32_t *table) {
+    build_c1_table(p, table);
+    const int32_t skip = (TK_C1_MAX_OUT - p->out_c) >> 1; /* channel pairs jumped over */
+    const size_t in_w = (size_t)p->in_w, sw = (size_t)p->stride_w;
+    int32_t lo = 0, hi; /* the pixels [lo, hi) of a row whose window columns are inside */
+    while (lo < p->out_w && lo * p->stride_w - p->pad_left < 0) ++lo;
+    for (hi = lo; hi < p->out_w && hi * p->stride_w - p->pad_left + 4 <= p->in_w;) ++hi;
+    int8_t *d = output;
+    for (int32_t oy = 0; oy < p->out_h; ++oy) {
+        const int32_t y0 = oy * p->stride_h - p->pad_top;
+        const int rows_inside = y0 >= 0 && y0 + 2 < p->in_h;
+        for (int32_t ox = 0; ox < p->out_w; ++ox) {
+            if (rows_inside && ox == lo && lo < hi) { /* the inside run: word loads */
+                const int8_t *r = input + (ptrdiff_t)y0 * (ptrdiff_t)in_w + (lo * p->stride_w - p->pad_left);
+                for (int32_t n = hi - lo; n > 0; --n, r += sw) {
+                    c1_pixel(table, skip, tk_load4(r), tk_load4(r + in_w), tk_load4(r + 2 * in_w), &d, 0);
+                }
+                ox = hi - 1;
+                continue;
+            }
+            const int32_t x0 = ox * p->stride_w - p->pad_left;
+            c1_pixel(table, p->out_c >> 1, c1_border_row(p, input, y0, x0), c1_border_row(p, input, y0 + 1, x0),
+                     c1_border_row(p, input, y0 + 2, x0), &d, 1);
+        }
+    }
+}
+#endif
+
 /* One block of 3 (Cortex-M4) or 2 columns: one copy of the GEMM code each, shared by every caller. */
 #if TK_GEMM_PIXELS == 3
 TK_GEMM_FN static void gemm_block3(const tk_gemm_t *g, const int16_t *cols, int8_t *dst, int32_t stride) {
@@ -229,6 +389,10 @@ void tk_conv2d_gemm_s8(const tk_conv2d_gemm_params_t *p, const void *const *in, 
     }
 #endif
 #if TK_GEMM_PIXELS == 3
+    if (is_c1_rows3(p)) {
+        conv_c1_rows3(p, input, output, (int32_t *)scratch);
+        return;
+    }
     if (p->col_pixels >= 3) {
         if (is_rows4(p)) {
             conv_gemm_blocks(p, input, output, cols, 3, 1);

@@ -16,7 +16,7 @@
  * Cortex-M4 (DSP extension): per group of a 2 x 3 block (2 output channels x 3 pixels) one load of
  * filter, four SXTB16, then per pixel one load of columns and four SMLAD: 20 instructions for 24 MACs
  * (a 2 x 2 block: 15 for 16). The full-range case runs every channel pair of a block in one assembly
- * loop (tk_gemm_run_3x2_sat8: sums started from the biases, a computed jump into a 4-group unrolled
+ * loop (tk_gemm_run_3x2_sat8: sums started from the biases, a computed jump into an 8-group unrolled
  * loop, requantisation in place). With int8 filters the block cannot grow: its 14 registers are all of
  * r0-r12 and lr, so 1.2 MACs per instruction is the bound of the inner loop. Portable C: the same sums
  * in plain loops over pixel pairs. Hosted 64-bit builds (TK_WIDE, tk_simd.h) instead take blocks of 16
@@ -266,22 +266,40 @@ TK_INLINE void tk_gemm_store_3x2_sat8(const int32_t *rq, int32_t a00, int32_t a0
 #undef TK_GEMM_OUT3
 }
 
-/* The full-range 2 x 3 blocks of ``pairs`` >= 1 output channel pairs in one assembly loop. Per pair: the
+/* The state of tk_gemm_run_3x2_sat8 that does not fit in its 14 registers, read from memory: set once
+ * per layer by tk_gemm_run_init (callers that run many blocks keep it in their stack frame, so that only
+ * rq, d and stride are stored per block), entry rewritten by every call. */
+typedef struct {
+    const uint32_t *x0, *x_end; /* the columns and their end */
+    const int32_t *rq, *rq_end; /* the next pair's rq, and the end of the pairs' rq */
+    int8_t *d;                  /* the next pair's outputs */
+    int32_t stride;             /* output pixel stride */
+    int32_t skip, none;         /* unrolled groups jumped over; 1 when there is a single group */
+    uint32_t entry;             /* where each pair enters the loop */
+} tk_gemm_run_t;
+
+/* ``pairs`` >= 1 output channel pairs of columns ``cols`` with ``groups`` groups of 4 taps. */
+TK_INLINE void tk_gemm_run_init(tk_gemm_run_t *r, const int16_t *cols, int32_t groups, const int32_t *rq,
+                                int32_t pairs) {
+    const int32_t rest = groups - 1; /* groups after the first */
+    r->x0 = (const uint32_t *)(const void *)cols;
+    r->x_end = r->x0 + (size_t)groups * 6;
+    r->rq = rq, r->rq_end = rq + 8 * pairs;
+    r->d = 0, r->stride = 0;
+    r->skip = (8 - (rest & 7)) & 7, r->none = rest == 0;
+    r->entry = 0;
+}
+
+/* The full-range 2 x 3 blocks of every output channel pair of ``*r`` in one assembly loop. Per pair: the
  * first group of 4 taps starts the sums from the doubled biases (no copies), the other groups run in a
- * loop unrolled 4 times that is entered by a computed jump (LDR PC from a stack slot, set once per call:
- * the remainder of the groups modulo 4 needs no test per pair; with one group the jump goes straight to
+ * loop unrolled 8 times that is entered by a computed jump (LDR PC from a stack slot, set once per call:
+ * the remainder of the groups modulo 8 needs no test per pair; with one group the jump goes straight to
  * the requantisation), then the six outputs are requantised and stored as tk_gemm_store_3x2_sat8 does.
- * The loop state that does not fit in the 14 registers (rq, output and end pointers, stride, columns,
- * the entry address) lives in stack slots. ``*w`` advances past the filter rows read. */
-TK_INLINE void tk_gemm_run_3x2_sat8(const uint32_t **w, const int16_t *cols, int32_t groups, const int32_t *rq,
-                                    int32_t pairs, int8_t *d, int32_t stride) {
+ * The loop state that does not fit in the 14 registers lives in ``*r`` (r->rq and r->d advance).
+ * ``straight`` (a constant; at most 9 groups): the unrolled groups are never repeated, the instantiation
+ * has no loop test. ``*w`` advances past the filter rows read. */
+TK_INLINE void tk_gemm_run_3x2_sat8(const uint32_t **w, tk_gemm_run_t *r, const int straight) {
     const uint32_t *wp = *w;
-    const uint32_t *x0 = (const uint32_t *)(const void *)cols;
-    const uint32_t *x_end = x0 + (size_t)groups * 6;
-    const int32_t *rq_end = rq + 8 * pairs;
-    const int32_t rest = groups - 1;                        /* groups after the first */
-    const int32_t skip = (4 - (rest & 3)) & 3, none = rest == 0; /* unrolled groups jumped over */
-    uint32_t entry = 0;                                     /* where each pair enters the loop */
     int32_t c00, c01, c02, c10, c11, c12;
     uint32_t wa, wb, wc, wd, u, v;
     const uint32_t *x;
@@ -316,68 +334,81 @@ TK_INLINE void tk_gemm_run_3x2_sat8(const uint32_t **w, const int16_t *cols, int
     "asr %[wd], %[wd], %[wc]\n\t"                            \
     "ssat %[wd], #8, %[wd]\n\t"                              \
     "strb %[wd], " addr "\n\t"
-    __asm__ volatile(
-        /* entry = (none ? requantisation : first unrolled group + skip * group size) | Thumb bit */
-        "adr.w %[u], 11f\n\t"
-        "adr.w %[v], 12f\n\t"
-        "sub %[v], %[v], %[u]\n\t"
-        "ldr %[wa], %[skip]\n\t"
-        "mla %[u], %[v], %[wa], %[u]\n\t"
-        "ldr %[wa], %[none]\n\t"
-        "cmp %[wa], #0\n\t"
-        "it ne\n\t"
-        "adrne.w %[u], 3f\n\t"
-        "orr %[u], %[u], #1\n\t"
-        "str %[u], %[entry]\n\t"
-        "0:\n\t"
-        "ldr %[x], %[rq]\n\t"
-        "ldr %[c00], [%[x]]\n\t"
-        "ldr %[c10], [%[x], #16]\n\t"
-        "ldr %[x], %[x0]\n\t"
-        TK_GEMM_FILTER
-        TK_GEMM_FIRST("16", "c02", "c12")
-        TK_GEMM_FIRST("8", "c01", "c11")
-        "ldrd %[u], %[v], [%[x]], #24\n\t"
-        "smlad %[c00], %[u], %[wc], %[c00]\n\t"
-        "smlad %[c00], %[v], %[wa], %[c00]\n\t"
-        "smlad %[c10], %[u], %[wd], %[c10]\n\t"
-        "smlad %[c10], %[v], %[wb], %[c10]\n\t"
-        "ldr pc, %[entry]\n\t"
-        "11:\n\t"
-        TK_GEMM_GROUP3
-        "12:\n\t"
-        TK_GEMM_GROUP3
-        TK_GEMM_GROUP3
-        TK_GEMM_GROUP3
-        "ldr %[u], %[x_end]\n\t"
-        "cmp %[x], %[u]\n\t"
-        "bne 11b\n\t"
-        "3:\n\t"
-        "ldr %[x], %[rq]\n\t"
-        "ldr %[u], %[d]\n\t"
-        "ldr %[v], %[s]\n\t"
-        "ldrd %[wa], %[wb], [%[x], #4]\n\t"
-        "ldr %[wc], [%[x], #12]\n\t"
-        TK_GEMM_OUT3("c01", "[%[u], %[v]]")
-        TK_GEMM_OUT3("c02", "[%[u], %[v], lsl #1]")
-        TK_GEMM_OUT3("c00", "[%[u]], #1")
-        "ldrd %[wa], %[wb], [%[x], #20]\n\t"
-        "ldr %[wc], [%[x], #28]\n\t"
-        TK_GEMM_OUT3("c11", "[%[u], %[v]]")
-        TK_GEMM_OUT3("c12", "[%[u], %[v], lsl #1]")
-        TK_GEMM_OUT3("c10", "[%[u]], #1")
-        "str %[u], %[d]\n\t"
-        "add %[x], %[x], #32\n\t"
-        "str %[x], %[rq]\n\t"
-        "ldr %[u], %[rq_end]\n\t"
-        "cmp %[x], %[u]\n\t"
-        "bne 0b\n\t"
-        : [c00] "=&r"(c00), [c01] "=&r"(c01), [c02] "=&r"(c02), [c10] "=&r"(c10), [c11] "=&r"(c11),
-          [c12] "=&r"(c12), [w] "+r"(wp), [x] "=&r"(x), [u] "=&r"(u), [v] "=&r"(v), [wa] "=&r"(wa),
-          [wb] "=&r"(wb), [wc] "=&r"(wc), [wd] "=&r"(wd), [rq] "+m"(rq), [d] "+m"(d), [entry] "+m"(entry)
-        : [x0] "m"(x0), [x_end] "m"(x_end), [rq_end] "m"(rq_end), [skip] "m"(skip), [none] "m"(none),
-          [s] "m"(stride)
-        : "cc", "memory");
+/* the loop of one instantiation; loop_end repeats the unrolled groups while columns remain (or is empty) */
+#define TK_GEMM_RUN(loop_end) \
+    __asm__ volatile( \
+        /* entry = (none ? requantisation : first unrolled group + skip * group size) | Thumb bit */ \
+        "adr.w %[u], 11f\n\t" \
+        "adr.w %[v], 12f\n\t" \
+        "sub %[v], %[v], %[u]\n\t" \
+        "ldr %[wa], %[skip]\n\t" \
+        "mla %[u], %[v], %[wa], %[u]\n\t" \
+        "ldr %[wa], %[none]\n\t" \
+        "cmp %[wa], #0\n\t" \
+        "it ne\n\t" \
+        "adrne.w %[u], 3f\n\t" \
+        "orr %[u], %[u], #1\n\t" \
+        "str %[u], %[entry]\n\t" \
+        "ldr %[x], %[rq]\n\t" \
+        "0:\n\t" /* x: the pair's rq */ \
+        "ldr %[c00], [%[x]]\n\t" \
+        "ldr %[c10], [%[x], #16]\n\t" \
+        "ldr %[x], %[x0]\n\t" \
+        TK_GEMM_FILTER \
+        TK_GEMM_FIRST("16", "c02", "c12") \
+        TK_GEMM_FIRST("8", "c01", "c11") \
+        "ldrd %[u], %[v], [%[x]], #24\n\t" \
+        "smlad %[c00], %[u], %[wc], %[c00]\n\t" \
+        "smlad %[c00], %[v], %[wa], %[c00]\n\t" \
+        "smlad %[c10], %[u], %[wd], %[c10]\n\t" \
+        "smlad %[c10], %[v], %[wb], %[c10]\n\t" \
+        "ldr pc, %[entry]\n\t" \
+        "11:\n\t" \
+        TK_GEMM_GROUP3 \
+        "12:\n\t" \
+        TK_GEMM_GROUP3 \
+        TK_GEMM_GROUP3 \
+        TK_GEMM_GROUP3 \
+        TK_GEMM_GROUP3 \
+        TK_GEMM_GROUP3 \
+        TK_GEMM_GROUP3 \
+        TK_GEMM_GROUP3 \
+        loop_end \
+        "3:\n\t" \
+        "ldr %[x], %[rq]\n\t" \
+        "ldr %[u], %[d]\n\t" \
+        "ldr %[v], %[s]\n\t" \
+        "ldrd %[wa], %[wb], [%[x], #4]\n\t" \
+        "ldr %[wc], [%[x], #12]\n\t" \
+        TK_GEMM_OUT3("c01", "[%[u], %[v]]") \
+        TK_GEMM_OUT3("c02", "[%[u], %[v], lsl #1]") \
+        TK_GEMM_OUT3("c00", "[%[u]], #1") \
+        "ldrd %[wa], %[wb], [%[x], #20]\n\t" \
+        "ldr %[wc], [%[x], #28]\n\t" \
+        TK_GEMM_OUT3("c11", "[%[u], %[v]]") \
+        TK_GEMM_OUT3("c12", "[%[u], %[v], lsl #1]") \
+        TK_GEMM_OUT3("c10", "[%[u]], #1") \
+        "str %[u], %[d]\n\t" \
+        "add %[x], %[x], #32\n\t" \
+        "str %[x], %[rq]\n\t" \
+        "ldr %[u], %[rq_end]\n\t" \
+        "cmp %[x], %[u]\n\t" \
+        "bne 0b\n\t" \
+        : [c00] "=&r"(c00), [c01] "=&r"(c01), [c02] "=&r"(c02), [c10] "=&r"(c10), [c11] "=&r"(c11), \
+          [c12] "=&r"(c12), [w] "+r"(wp), [x] "=&r"(x), [u] "=&r"(u), [v] "=&r"(v), [wa] "=&r"(wa), \
+          [wb] "=&r"(wb), [wc] "=&r"(wc), [wd] "=&r"(wd), [rq] "+m"(r->rq), [d] "+m"(r->d), \
+          [entry] "+m"(r->entry) \
+        : [x0] "m"(r->x0), [x_end] "m"(r->x_end), [rq_end] "m"(r->rq_end), [skip] "m"(r->skip), \
+          [none] "m"(r->none), [s] "m"(r->stride) \
+        : "cc", "memory")
+    if (straight) {
+        TK_GEMM_RUN("");
+    } else {
+        TK_GEMM_RUN("ldr %[u], %[x_end]\n\t"
+                    "cmp %[x], %[u]\n\t"
+                    "bne 11b\n\t");
+    }
+#undef TK_GEMM_RUN
 #undef TK_GEMM_OUT3
 #undef TK_GEMM_FIRST
 #undef TK_GEMM_GROUP3
@@ -407,7 +438,10 @@ TK_INLINE void tk_gemm_block(const tk_gemm_t *g, const int16_t *cols, const int3
 #if TK_GEMM_PIXELS == 3
     if (npix == 3 && full_range && g->out_c >= 2) { /* every full pair in one assembly loop */
         const int32_t pairs = g->out_c >> 1;
-        tk_gemm_run_3x2_sat8(&w, cols, groups, rq, pairs, dst, stride);
+        tk_gemm_run_t r;
+        tk_gemm_run_init(&r, cols, groups, rq, pairs);
+        r.d = dst, r.stride = stride;
+        tk_gemm_run_3x2_sat8(&w, &r, 0);
         oc = 2 * pairs, rq += 8 * pairs;
     }
 #endif

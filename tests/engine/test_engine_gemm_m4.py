@@ -49,11 +49,21 @@ CASES = [
     ConvCase("pw_k36_oc10_px7_relu", (1, 7), 36, 10, act=(OUT_ZP, 127)),
     ConvCase("pw_k64_oc9_px6", (2, 3), 64, 9),
     ConvCase("pw_k3_oc1_px11", (1, 11), 3, 1),
+    # even out_c, full range (the Cortex-M4 loop run straight): 9 groups (the last without a loop test),
+    # 10 and 18 groups (the loop repeated, entered part-way)
+    ConvCase("pw_k36_oc4_px5", (1, 5), 36, 4),
+    ConvCase("pw_k40_oc6_px4", (2, 2), 40, 6),
+    ConvCase("pw_k72_oc2_px7", (1, 7), 72, 2),
     # im2col: first layers (one channel, rows padded to 4 taps; three channels), stride 2, padding
     ConvCase("c1_k3s2_same", (13, 11), 1, 8, (3, 3), 2, "SAME"),
     ConvCase("c1_k3s1_same_oc5", (7, 9), 1, 5, (3, 3), 1, "SAME"),
     ConvCase("c1_k3s2_valid_relu", (12, 10), 1, 6, (3, 3), 2, "VALID", act=(OUT_ZP, 120)),
     ConvCase("dw1_k3s2_same", (14, 9), 1, 8, (3, 3), 2, "SAME", depthwise=True),
+    # one channel, even out_c <= 16, full range: the Cortex-M4 path that keeps a pixel in registers
+    ConvCase("c1_k3s1_same_oc4", (6, 8), 1, 4, (3, 3), 1, "SAME"),
+    ConvCase("c1_k3s2_valid_oc2_w5", (9, 5), 1, 2, (3, 3), 2, "VALID"),
+    ConvCase("dw1_k3s1_valid_oc16", (7, 6), 1, 16, (3, 3), 1, "VALID", depthwise=True),
+    ConvCase("c1_k3s2_same_oc18", (5, 7), 1, 18, (3, 3), 2, "SAME"),
     ConvCase("c3_k3s2_same", (9, 9), 3, 8, (3, 3), 2, "SAME"),
     ConvCase("c5_k3s1_same_oc7", (6, 7), 5, 7, (3, 3), 1, "SAME"),
     ConvCase("c2_k5s2_valid", (11, 12), 2, 4, (5, 5), 2, "VALID"),
@@ -183,9 +193,21 @@ def test_first_layer_rows_are_padded_to_one_group_of_four_taps() -> None:
     for shape, dilation in (((2, 3, 3, 3), 1), ((2, 5, 5, 1), 1), ((2, 3, 3, 1), 2)):
         unchanged = np.ones(shape, dtype=np.int8)
         assert row_padded_filter(unchanged, dilation) is unchanged  # more taps, RGB, or dilated: as is
-    _, call = lowered(CASES[7])
+    _, call = lowered(next(c for c in CASES if c.name == "c1_k3s2_same"))
     assert call.params["k_w"] == 4 and call.params["k4"] == 12 and call.params["col_pixels"] == 3
-    assert call.scratch_bytes == gemm_scratch_bytes(12) == 72
+    assert call.params["c1_table"] == 1 and call.scratch_bytes == 40 * 8  # the Cortex-M4 table, > 72
+    assert gemm_scratch_bytes(12) == 72
+
+
+def test_only_even_full_range_one_channel_layers_take_the_register_path() -> None:
+    takes = {case.name: lowered(case)[1] for case in CASES if case.in_c == 1 and case.kernel == (3, 3)}
+    for name, call in takes.items():
+        table = 40 * call.params["out_c"]
+        if name in ("c1_k3s2_same", "c1_k3s1_same_oc4", "c1_k3s2_valid_oc2_w5", "dw1_k3s2_same",
+                    "dw1_k3s1_valid_oc16"):
+            assert call.params["c1_table"] == 1 and call.scratch_bytes == max(72, table), name
+        else:  # odd out_c, a clamped activation, more than 16 filters: the column blocks
+            assert call.params["c1_table"] == 0 and call.scratch_bytes == 72, name
 
 
 # --- Cortex-M4 under QEMU -----------------------------------------------------------------------------

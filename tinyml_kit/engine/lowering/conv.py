@@ -128,6 +128,21 @@ def gemm_scratch_bytes(k4: int) -> int:
     return 6 * k4
 
 
+C1_TABLE_WORDS = 10  # TK_C1_WORDS (tk_conv2d_gemm.c): bias, 6 filter halfword pairs, 3 requantisation words
+C1_MAX_OUT = 16  # TK_C1_MAX_OUT
+
+
+def c1_table_bytes(padded: np.ndarray, dilation: tuple[int, int], act_range: tuple[int, int]) -> int:
+    """Scratch of the Cortex-M4 path of ``tk_conv2d_gemm`` for one-channel 3x3 first layers (a table of
+    int16 filter pairs and requantisation words per output channel, each pixel's rows kept in registers):
+    its table bytes when the layer takes it (``padded`` OHWI rows of 4 taps, dilation 1, an even count of
+    at most C1_MAX_OUT filters, the full int8 range), else 0."""
+    out_c, k_h, k_w, in_c = padded.shape
+    takes = (in_c == 1 and (k_h, k_w) == (3, 4) and dilation == (1, 1) and out_c % 2 == 0
+             and out_c <= C1_MAX_OUT and tuple(act_range) == (-128, 127))
+    return 4 * C1_TABLE_WORDS * out_c if takes else 0
+
+
 def row_padded_filter(filters: np.ndarray, dilation_w: int) -> np.ndarray:
     """``filters`` (OHWI) with a zero fourth column when each kernel row is 3 values of one channel
     (k_w 3, in_c 1, dilation 1) and that adds no group of 4 taps (k_h <= 3): tk_conv2d_gemm then converts
@@ -152,6 +167,7 @@ def im2col_gemm_call(op: Op, inp: int, out: int, filters: np.ndarray, bias: np.n
     if fast is None:
         return None
     arrays, k4 = fast
+    table = c1_table_bytes(padded, (win.dilation_h, win.dilation_w), act_range)
     return KernelCall(
         op=op, kernel="tk_conv2d_gemm", function="tk_conv2d_gemm_s8",
         params_type="tk_conv2d_gemm_params_t",
@@ -161,9 +177,9 @@ def im2col_gemm_call(op: Op, inp: int, out: int, filters: np.ndarray, bias: np.n
             "stride_h": win.stride_h, "stride_w": win.stride_w,
             "dilation_h": win.dilation_h, "dilation_w": win.dilation_w,
             "pad_top": win.pad_top, "pad_left": win.pad_left, "input_zero_point": in_zp, "k4": k4,
-            "act_min": act_range[0], "act_max": act_range[1], "col_pixels": 3,
+            "act_min": act_range[0], "act_max": act_range[1], "col_pixels": 3, "c1_table": int(table > 0),
         },
-        arrays=arrays, inputs=[inp], outputs=[out], scratch_bytes=gemm_scratch_bytes(k4),
+        arrays=arrays, inputs=[inp], outputs=[out], scratch_bytes=max(gemm_scratch_bytes(k4), table),
         overlaps=[overlap], macs=macs)
 
 
