@@ -425,7 +425,8 @@ typedef struct {
                             * first rows (its context follows), 0: none */
 } tk_dw3_ctx_t;            /* 72 bytes */
 
-static void dw3_context(const tk_dwconv2d_ch_params_t *p, int32_t c, tk_dw3_ctx_t *q) {
+/* The fields of a context that depend on the channel: its weights and requantisation. */
+static void dw3_channel_consts(const tk_dwconv2d_ch_params_t *p, int32_t c, tk_dw3_ctx_t *q) {
     const int16_t *f = p->filter2 + (size_t)c * 12; /* filter2 rows: (2*w0, 2*w2), (2*w1, 0) */
     for (int32_t ky = 0; ky < 3; ++ky, f += 4) {
         q->w[2 * ky] = (int32_t)((uint32_t)(uint16_t)f[0] | ((uint32_t)(uint16_t)f[2] << 16));
@@ -435,6 +436,10 @@ static void dw3_context(const tk_dwconv2d_ch_params_t *p, int32_t c, tk_dw3_ctx_
     q->mult = p->rq_mult[c];
     q->add = p->rq_add[c];
     q->shift = p->rq_shift[c];
+}
+
+/* The fields that every channel shares (set once per call; the rows and dst are set per channel). */
+static void dw3_shape(const tk_dwconv2d_ch_params_t *p, tk_dw3_ctx_t *q) {
     q->out_stride = p->channels;
     const int32_t blocks = (p->out_w + 3) >> 2, block_bytes = 8 * p->stride_w;
     q->span = (blocks - 1) * block_bytes;
@@ -728,15 +733,19 @@ static void dw3(const tk_dwconv2d_ch_params_t *p, const int8_t *input, int8_t *o
     const size_t set_hw = (size_t)slots * (size_t)rw;
     const int full = p->act_min == -128 && p->act_max == 127;
     for (size_t i = 0; i < (size_t)group * set_hw; ++i) sets[i] = (int16_t)p->pad_value; /* the padding */
+    tk_dw3_ctx_t q[4];
+    for (int32_t k = 0; k < group; ++k) {
+        dw3_shape(p, &q[k]);
+        /* the row pointers end after the last block of the last row (output row rows - 1) */
+        const int32_t used = (plane ? p->out_h - 1 : 0) * q[k].row_step + q[k].span + 8 * p->stride_w;
+        q[k].next = k + 1 < group ? (int32_t)(2 * set_hw) - used : 0;
+    }
+    const int32_t rows_per_call = plane ? p->out_h : 1;
     for (int32_t c0 = 0; c0 < p->channels; c0 += group) {
-        tk_dw3_ctx_t q[4];
         for (int32_t k = 0; k < group; ++k) {
-            dw3_context(p, c0 + k, &q[k]);
+            dw3_channel_consts(p, c0 + k, &q[k]);
             q[k].dst = output + (size_t)(c0 + k);
-            q[k].rows = plane ? p->out_h : 1;
-            /* the row pointers end after the last block of the last row (output row rows - 1) */
-            const int32_t used = (q[k].rows - 1) * q[k].row_step + q[k].span + 8 * p->stride_w;
-            q[k].next = k + 1 < group ? (int32_t)(2 * set_hw) - used : 0;
+            q[k].rows = rows_per_call; /* the assembly counts it down */
         }
         if (plane) { /* the input rows (the padding rows keep the zero point), then every output row */
             for (int32_t row = r.y0; row < r.y1; ++row) {
