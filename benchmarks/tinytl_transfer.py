@@ -313,7 +313,8 @@ def _describe_training(runs: list[dict], config: dict) -> str:
     text += "per-method learning rates (`tinytl.train.DEFAULT_LEARNING_RATES`"
     if changed:
         text += "; here " + ", ".join(f"{_paper_name(m)} {lr:g}" for m, lr in changed.items())
-        text += ", tuned on seed 0 with sweeps of equal size for FT-Last, FT-Full and TinyTL-L+B: `TASK_SETTINGS`"
+        text += (", tuned on seed 0 with sweeps of equal size for FT-Last, FT-Full and TinyTL-L+B: "
+                 "`TASK_SETTINGS`")
     return text + ")"
 
 
