@@ -341,19 +341,26 @@ TK_INLINE uint32_t dw3_pack16(int32_t lo, int32_t hi) {
 #endif
 }
 
+/* The first interior value of channel c in plane row ``row`` (in the input), or NULL for a padding row. */
+TK_INLINE const int8_t *dw3_row_source(const tk_dwconv2d_ch_params_t *p, const tk_dw_interior_t *r,
+                                       const int8_t *input, int32_t c, int32_t row) {
+    if (row < r->y0 || row >= r->y1) return NULL;
+    return input + ((size_t)(row - p->pad_top) * (size_t)p->in_w + (size_t)r->skip) * (size_t)p->channels
+           + (size_t)c;
+}
+
 /* Plane row `row` of channel c into dst: columns [x0, x1) (the padding columns hold the zero point
  * from the start of the call); a row outside the input is the zero point. */
 static void dw3_stage_row(const tk_dwconv2d_ch_params_t *p, const tk_dw_interior_t *r, const int8_t *input,
                           int32_t c, int32_t row, int16_t *dst) {
     const int32_t n = r->x1 - r->x0;
     int16_t *d = dst + r->x0;
-    if (row < r->y0 || row >= r->y1) {
+    const int8_t *src = dw3_row_source(p, r, input, c, row);
+    if (src == NULL) {
         for (int32_t i = 0; i < n; ++i) d[i] = (int16_t)p->pad_value;
         return;
     }
     const size_t stride = (size_t)p->channels;
-    const int8_t *src = input + ((size_t)(row - p->pad_top) * (size_t)p->in_w + (size_t)r->skip) * stride
-                        + (size_t)c;
     int32_t i = 0;
     for (; i + 4 <= n; i += 4, src += 4 * stride, d += 4) {
         const uint32_t lo = dw3_pack16(src[0], src[stride]);
@@ -390,15 +397,14 @@ static void dw3_stage_row4(const tk_dwconv2d_ch_params_t *p, const tk_dw_interio
                            int32_t c, int32_t row, int16_t *dst, size_t set_hw) {
     const int32_t n = r->x1 - r->x0;
     int16_t *d = dst + r->x0;
-    if (row < r->y0 || row >= r->y1) {
+    const int8_t *src = dw3_row_source(p, r, input, c, row);
+    if (src == NULL) {
         for (int32_t k = 0; k < 4; ++k, d += set_hw) {
             for (int32_t i = 0; i < n; ++i) d[i] = (int16_t)p->pad_value;
         }
         return;
     }
     const size_t stride = (size_t)p->channels;
-    const int8_t *src = input + ((size_t)(row - p->pad_top) * (size_t)p->in_w + (size_t)r->skip) * stride
-                        + (size_t)c;
     int32_t i = 0;
 #if TK_HAVE_DSP
     for (; i + 2 <= n; i += 2, src += 2 * stride, d += 2) dw3_pixels4(src, stride, d, set_hw);

@@ -189,6 +189,25 @@ TK_INLINE void tk_gemm_store_2x2_sat8(const int32_t *rq, int32_t a00, int32_t a0
 }
 
 #if TK_GEMM_PIXELS == 3
+/* One group of 4 taps of a 2 x 3 block in assembly: the filter words of both channels widened by SXTB16,
+ * then per pixel one LDRD of columns and four SMLAD (operands named as in the functions below). */
+#define TK_GEMM_PIXEL(a0, a1)                              \
+    "ldrd %[u], %[v], [%[x]], #8\n\t"                       \
+    "smlad %[" a0 "], %[u], %[wc], %[" a0 "]\n\t"            \
+    "smlad %[" a0 "], %[v], %[wa], %[" a0 "]\n\t"            \
+    "smlad %[" a1 "], %[u], %[wd], %[" a1 "]\n\t"            \
+    "smlad %[" a1 "], %[v], %[wb], %[" a1 "]\n\t"
+#define TK_GEMM_FILTER                                     \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                     \
+    "sxtb16 %[wc], %[wa]\n\t"                               \
+    "sxtb16 %[wa], %[wa], ror #8\n\t"                       \
+    "sxtb16 %[wd], %[wb]\n\t"                               \
+    "sxtb16 %[wb], %[wb], ror #8\n\t"
+#define TK_GEMM_GROUP3                                     \
+    TK_GEMM_FILTER                                         \
+    TK_GEMM_PIXEL("c00", "c10")                            \
+    TK_GEMM_PIXEL("c01", "c11")                            \
+    TK_GEMM_PIXEL("c02", "c12")
 /* The inner loop of a 2 x 3 block (2 output channels x 3 pixels) over every group of 4 taps: per group
  * LDRD filter, 4 SXTB16, then per pixel LDRD columns and 4 SMLAD (20 instructions for 24 MACs), two
  * groups per iteration. The 14 registers (6 sums, 4 filter halfword pairs, 2 column words, 2 pointers)
@@ -201,21 +220,6 @@ TK_INLINE void tk_gemm_loop_3x2(const uint32_t **w, const uint32_t *x, const uin
     const uint32_t *wp = *w;
     int32_t c00 = *a00, c01 = *a01, c02 = *a02, c10 = *a10, c11 = *a11, c12 = *a12;
     uint32_t wa, wb, wc, wd, u = (uint32_t)odd, v;
-#define TK_GEMM_PIXEL(a0, a1)                              \
-    "ldrd %[u], %[v], [%[x]], #8\n\t"                       \
-    "smlad %[" a0 "], %[u], %[wc], %[" a0 "]\n\t"            \
-    "smlad %[" a0 "], %[v], %[wa], %[" a0 "]\n\t"            \
-    "smlad %[" a1 "], %[u], %[wd], %[" a1 "]\n\t"            \
-    "smlad %[" a1 "], %[v], %[wb], %[" a1 "]\n\t"
-#define TK_GEMM_GROUP3                                     \
-    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                     \
-    "sxtb16 %[wc], %[wa]\n\t"                               \
-    "sxtb16 %[wa], %[wa], ror #8\n\t"                       \
-    "sxtb16 %[wd], %[wb]\n\t"                               \
-    "sxtb16 %[wb], %[wb], ror #8\n\t"                       \
-    TK_GEMM_PIXEL("c00", "c10")                            \
-    TK_GEMM_PIXEL("c01", "c11")                            \
-    TK_GEMM_PIXEL("c02", "c12")
     __asm__ volatile(
         "cmp %[u], #0\n\t"
         "bne 2f\n\t"
@@ -231,8 +235,6 @@ TK_INLINE void tk_gemm_loop_3x2(const uint32_t **w, const uint32_t *x, const uin
           [wc] "=&r"(wc), [wd] "=&r"(wd), [v] "=&r"(v)
         : [end] "m"(x_end)
         : "cc", "memory");
-#undef TK_GEMM_GROUP3
-#undef TK_GEMM_PIXEL
     *w = wp;
     *a00 = c00, *a01 = c01, *a02 = c02, *a10 = c10, *a11 = c11, *a12 = c12;
 }
@@ -303,23 +305,6 @@ TK_INLINE void tk_gemm_run_3x2_sat8(const uint32_t **w, tk_gemm_run_t *r, const 
     int32_t c00, c01, c02, c10, c11, c12;
     uint32_t wa, wb, wc, wd, u, v;
     const uint32_t *x;
-#define TK_GEMM_PIXEL(a0, a1)                              \
-    "ldrd %[u], %[v], [%[x]], #8\n\t"                       \
-    "smlad %[" a0 "], %[u], %[wc], %[" a0 "]\n\t"            \
-    "smlad %[" a0 "], %[v], %[wa], %[" a0 "]\n\t"            \
-    "smlad %[" a1 "], %[u], %[wd], %[" a1 "]\n\t"            \
-    "smlad %[" a1 "], %[v], %[wb], %[" a1 "]\n\t"
-#define TK_GEMM_FILTER                                     \
-    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                     \
-    "sxtb16 %[wc], %[wa]\n\t"                               \
-    "sxtb16 %[wa], %[wa], ror #8\n\t"                       \
-    "sxtb16 %[wd], %[wb]\n\t"                               \
-    "sxtb16 %[wb], %[wb], ror #8\n\t"
-#define TK_GEMM_GROUP3                                     \
-    TK_GEMM_FILTER                                         \
-    TK_GEMM_PIXEL("c00", "c10")                            \
-    TK_GEMM_PIXEL("c01", "c11")                            \
-    TK_GEMM_PIXEL("c02", "c12")
 /* the first group: pixels 2 and 1 start from the biases in c00 / c10, then pixel 0 */
 #define TK_GEMM_FIRST(off, a0, a1)                         \
     "ldrd %[u], %[v], [%[x], #" off "]\n\t"                  \

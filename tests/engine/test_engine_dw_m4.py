@@ -7,7 +7,6 @@ loops) and the portable path built for the M4 (qemu marker). Synthetic IR graphs
 
 from __future__ import annotations
 
-import ctypes
 import re
 import subprocess
 from dataclasses import dataclass
@@ -15,14 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_engine_kernels_common import KERNEL_DIR, KernelLibrary, const_tensor, int8_tensor, single_op_graph
+from test_engine_kernels_common import (
+    KERNEL_DIR,
+    FlaggedLibrary,
+    const_tensor,
+    extreme_samples,
+    int8_tensor,
+    requantize_per_channel,
+    single_op_graph,
+)
 from tk_testing import require_tool
 
 from tinyml_kit.engine.ir import Graph, Op, Quantization, Tensor
 from tinyml_kit.engine.lowering.base import KernelCall, lower_op
 from tinyml_kit.engine.lowering.common import Window
 from tinyml_kit.engine.lowering.depthwise import channelwise_layout, ring_keeps_input
-from tinyml_kit.engine.quant import multiply_by_quantized_multiplier, per_channel_multipliers
 
 FIRMWARE = KERNEL_DIR.parent
 IN_SCALE, IN_ZP, OUT_SCALE, OUT_ZP = 0.05, -3, 0.11, 5
@@ -139,22 +145,7 @@ def reference(case: DwCase, graph: Graph, x: np.ndarray) -> np.ndarray:
         for kx in range(k):
             y, x0 = margin - pad_top + ky, margin - pad_left + kx
             acc += padded[y:y + s * out_h:s, x0:x0 + s * out_w:s] * weights[ky, kx]
-    mult, shift = per_channel_multipliers(IN_SCALE, graph.tensor(1).quant.scale, OUT_SCALE, c)
-    out = np.empty_like(acc)
-    for ch in range(c):
-        m, r = int(mult[ch]), int(shift[ch])
-        out[..., ch] = np.vectorize(lambda a, m=m, r=r: multiply_by_quantized_multiplier(int(a), m, r))(
-            acc[..., ch])
-    return np.clip(out + OUT_ZP, *case.act).astype(np.int8).reshape(-1)
-
-
-def samples(graph: Graph, count: int = 3, seed: int = 1) -> list[np.ndarray]:
-    """Extreme inputs (all -128, all 127), then uniform ones."""
-    n = graph.tensor(0).num_elements
-    rng = np.random.default_rng(seed)
-    out = [np.full(n, -128, np.int8), np.full(n, 127, np.int8)]
-    out += [rng.integers(-128, 128, size=n, dtype=np.int8) for _ in range(count - 2)]
-    return out
+    return requantize_per_channel(acc, IN_SCALE, graph.tensor(1).quant.scale, OUT_SCALE, OUT_ZP, case.act)
 
 
 def lowered(case: DwCase) -> tuple[Graph, KernelCall]:
@@ -198,27 +189,12 @@ def test_ring_in_place_needs_the_overwritten_rows_staged() -> None:
     assert output_shift(call) == 0  # a SAME layer keeps running in place
 
 
-class FlaggedLibrary(KernelLibrary):
-    """The kernel compiled into a shared library with extra compiler flags (e.g. -DTK_NO_WIDE)."""
-
-    def __init__(self, build_dir: Path, flags: tuple[str, ...]) -> None:
-        tag = "".join(re.sub(r"\W", "", f) for f in flags) or "default"
-        so = build_dir / f"{KERNEL}_{tag}.so"
-        if not so.exists():
-            cmd = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", *flags,
-                   f"-I{KERNEL_DIR}", str(KERNEL_DIR / f"{KERNEL}.c"), "-o", str(so)]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            assert done.returncode == 0, f"compiling {KERNEL}.c failed:\n{done.stderr}"
-        self.kernel = KERNEL
-        self.lib = ctypes.CDLL(str(so))
-        self.header = KERNEL_DIR / f"{KERNEL}.h"
-
-
 @pytest.fixture(scope="module")
 def host_libraries(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FlaggedLibrary]:
     require_tool("gcc")
     root = tmp_path_factory.mktemp("dw_m4")
-    return {"portable": FlaggedLibrary(root, ("-DTK_NO_WIDE",)), "wide": FlaggedLibrary(root, ())}
+    flags = {"portable": ("-DTK_NO_WIDE",), "wide": ()}
+    return {variant: FlaggedLibrary(KERNEL, root, f) for variant, f in flags.items()}
 
 
 def run_guarded(lib: FlaggedLibrary, call: KernelCall, x: np.ndarray, out_size: int,
@@ -252,7 +228,7 @@ def test_depthwise_matches_tflite_on_host(case: DwCase, variant: str, host_libra
     graph, call = lowered(case)
     lib = host_libraries[variant]
     out_size = graph.tensor(3).num_elements
-    for k, x in enumerate(samples(graph)):
+    for k, x in enumerate(extreme_samples(graph)):
         want = reference(case, graph, x)
         check(case, run_guarded(lib, call, x, out_size, in_place=False), want, f"{variant}, sample {k}")
         if output_shift(call) == 0:
@@ -340,7 +316,7 @@ def test_depthwise_matches_tflite_on_cortex_m4(portable: bool, tmp_path: Path) -
         out_size = graph.tensor(3).num_elements
         shift = output_shift(call)
         offset = shift if shift is not None else graph.tensor(0).num_elements + APART
-        for x in samples(graph, count=3):
+        for x in extreme_samples(graph, count=3):
             runs.append((call, x, out_size, offset))  # in place whenever the lowering allows it
             tail = arena_before(x, out_size, offset)[offset + out_size:offset + out_size + TAIL]
             expected.append((case, np.concatenate([reference(case, graph, x), tail])))

@@ -5,7 +5,6 @@ built for Cortex-M4 under QEMU (qemu marker). Synthetic IR graphs, no TensorFlow
 
 from __future__ import annotations
 
-import ctypes
 import re
 import subprocess
 from dataclasses import dataclass
@@ -13,13 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_engine_kernels_common import KERNEL_DIR, KernelLibrary, const_tensor, int8_tensor, single_op_graph
+from test_engine_kernels_common import (
+    KERNEL_DIR,
+    FlaggedLibrary,
+    const_tensor,
+    extreme_samples,
+    int8_tensor,
+    requantize_per_channel,
+    single_op_graph,
+)
 from tk_testing import require_tool
 
 from tinyml_kit.engine.ir import Graph, Op, Quantization, Tensor
 from tinyml_kit.engine.lowering.base import KernelCall, lower_op
 from tinyml_kit.engine.lowering.conv import gemm_scratch_bytes, row_padded_filter
-from tinyml_kit.engine.quant import multiply_by_quantized_multiplier, per_channel_multipliers
 
 FIRMWARE = KERNEL_DIR.parent
 IN_SCALE, IN_ZP, OUT_SCALE, OUT_ZP = 0.05, -3, 0.11, 5
@@ -116,23 +122,7 @@ def reference(case: ConvCase, graph: Graph, x: np.ndarray) -> np.ndarray:
             window = padded[ky:ky + s * out_h:s, kx:kx + s * out_w:s]
             acc += window @ weights[:, ky, kx, :].T
     acc += bias
-    mult, shift = per_channel_multipliers(IN_SCALE, graph.tensor(1).quant.scale, OUT_SCALE, case.out_c)
-    out = np.empty_like(acc)
-    for oc in range(case.out_c):
-        m, r = int(mult[oc]), int(shift[oc])
-        out[..., oc] = np.vectorize(lambda a, m=m, r=r: multiply_by_quantized_multiplier(int(a), m, r))(
-            acc[..., oc])
-    out += OUT_ZP
-    return np.clip(out, *case.act).astype(np.int8).reshape(-1)
-
-
-def samples(graph: Graph, count: int = 3, seed: int = 1) -> list[np.ndarray]:
-    """Extreme inputs (all -128, all 127), then uniform ones."""
-    n = graph.tensor(0).num_elements
-    rng = np.random.default_rng(seed)
-    out = [np.full(n, -128, np.int8), np.full(n, 127, np.int8)]
-    out += [rng.integers(-128, 128, size=n, dtype=np.int8) for _ in range(count - 2)]
-    return out
+    return requantize_per_channel(acc, IN_SCALE, graph.tensor(1).quant.scale, OUT_SCALE, OUT_ZP, case.act)
 
 
 def lowered(case: ConvCase) -> tuple[Graph, KernelCall]:
@@ -141,22 +131,6 @@ def lowered(case: ConvCase) -> tuple[Graph, KernelCall]:
     expected = "tk_conv2d_1x1" if case.kernel == (1, 1) else "tk_conv2d_gemm"
     assert call.kernel == expected, f"{case.name}: lowered to {call.kernel}"
     return graph, call
-
-
-class FlaggedLibrary(KernelLibrary):
-    """A kernel compiled into a shared library with extra compiler flags (e.g. -DTK_NO_WIDE)."""
-
-    def __init__(self, kernel: str, build_dir: Path, flags: tuple[str, ...]) -> None:
-        tag = "".join(re.sub(r"\W", "", f) for f in flags)
-        so = build_dir / f"{kernel}_{tag}.so"
-        if not so.exists():
-            cmd = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", *flags,
-                   f"-I{KERNEL_DIR}", str(KERNEL_DIR / f"{kernel}.c"), "-o", str(so)]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            assert done.returncode == 0, f"compiling {kernel}.c failed:\n{done.stderr}"
-        self.kernel = kernel
-        self.lib = ctypes.CDLL(str(so))
-        self.header = KERNEL_DIR / f"{kernel}.h"
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +148,7 @@ def test_gemm_kernels_match_tflite_on_host(case: ConvCase, variant: str, host_li
     graph, call = lowered(case)
     lib = host_libraries[(call.kernel, variant)]
     out_size = graph.tensor(3).num_elements
-    for k, x in enumerate(samples(graph)):
+    for k, x in enumerate(extreme_samples(graph)):
         got = lib.run(call, [x], out_size)
         expected = reference(case, graph, x)
         bad = np.flatnonzero(got != expected)
@@ -291,7 +265,7 @@ def test_gemm_kernels_match_tflite_on_cortex_m4(kernel: str, variant: str, tmp_p
             continue
         out_size = graph.tensor(3).num_elements
         shift = min(HARNESS_GAP + graph.tensor(0).num_elements, call.overlaps[0].max_shift)
-        for x in samples(graph, count=3):
+        for x in extreme_samples(graph, count=3):
             runs.append((call, x, out_size, shift))  # in place where the shift overlaps the input
             expected.append((case.name, reference(case, graph, x)))
     got = run_on_qemu(kernel, runs, tmp_path, variant)

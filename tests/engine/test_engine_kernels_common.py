@@ -30,6 +30,7 @@ from tk_testing import require_tool
 
 from tinyml_kit.engine.ir import Graph, Op, Quantization, Tensor
 from tinyml_kit.engine.lowering import KernelCall, lower_op
+from tinyml_kit.engine.quant import multiply_by_quantized_multiplier, per_channel_multipliers
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_DIR = REPO / "firmware" / "kernels"
@@ -402,6 +403,44 @@ def check_overlap_rules(lab: KernelLab, graph: Graph, op: Op, trials: int = 3) -
 
 
 # --- tests of the harness itself ----------------------------------------------------------------------
+
+class FlaggedLibrary(KernelLibrary):
+    """A kernel compiled into a shared library with extra compiler flags (e.g. -DTK_NO_WIDE)."""
+
+    def __init__(self, kernel: str, build_dir: Path, flags: tuple[str, ...]) -> None:
+        tag = "".join(re.sub(r"\W", "", f) for f in flags) or "default"
+        so = build_dir / f"{kernel}_{tag}.so"
+        if not so.exists():
+            cmd = ["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", *flags,
+                   f"-I{KERNEL_DIR}", str(KERNEL_DIR / f"{kernel}.c"), "-o", str(so)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            assert done.returncode == 0, f"compiling {kernel}.c failed:\n{done.stderr}"
+        self.kernel = kernel
+        self.lib = ctypes.CDLL(str(so))
+        self.header = KERNEL_DIR / f"{kernel}.h"
+
+
+def extreme_samples(graph: Graph, count: int = 3, seed: int = 1) -> list[np.ndarray]:
+    """Inputs of a single-input graph: all -128, all 127, then uniform ones (``count`` in all)."""
+    n = graph.tensor(0).num_elements
+    rng = np.random.default_rng(seed)
+    out = [np.full(n, -128, np.int8), np.full(n, 127, np.int8)]
+    out += [rng.integers(-128, 128, size=n, dtype=np.int8) for _ in range(count - 2)]
+    return out
+
+
+def requantize_per_channel(acc: np.ndarray, in_scale: float, filter_scales: np.ndarray, out_scale: float,
+                           out_zp: int, act: tuple[int, int]) -> np.ndarray:
+    """TFLite's per-channel requantisation of int accumulators [..., channels], flattened to int8."""
+    channels = acc.shape[-1]
+    mult, shift = per_channel_multipliers(in_scale, filter_scales, out_scale, channels)
+    out = np.empty_like(acc)
+    for ch in range(channels):
+        m, r = int(mult[ch]), int(shift[ch])
+        out[..., ch] = np.vectorize(lambda a, m=m, r=r: multiply_by_quantized_multiplier(int(a), m, r))(
+            acc[..., ch])
+    return np.clip(out + out_zp, *act).astype(np.int8).reshape(-1)
+
 
 def test_parse_struct_reads_every_kernel_params_type() -> None:
     """Every kernel header's params struct parses, with array lengths resolved from its #defines."""
