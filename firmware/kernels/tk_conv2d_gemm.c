@@ -326,33 +326,16 @@ static void conv_c1_rows3(const tk_conv2d_gemm_params_t *p, const int8_t *input,
 }
 #endif
 
-/* One block of 3 (Cortex-M4) or 2 columns: one copy of the GEMM code each, shared by every caller. */
-#if TK_GEMM_PIXELS == 3
-TK_GEMM_FN static void gemm_block3(const tk_gemm_t *g, const int16_t *cols, int8_t *dst, int32_t stride) {
-    tk_gemm_cols_n(g, cols, 3, dst, stride);
-}
-#endif
-TK_GEMM_FN static void gemm_block2(const tk_gemm_t *g, const int16_t *cols, int8_t *dst, int32_t stride) {
-    tk_gemm_cols_n(g, cols, 2, dst, stride);
+/* One block of TK_GEMM_PIXELS columns (one copy of the GEMM code for the blocks and the last pixels). */
+TK_GEMM_FN static void gemm_block(const tk_gemm_t *g, const int16_t *cols, int8_t *dst, int32_t stride) {
+    tk_gemm_cols(g, cols, dst, stride);
 }
 
-TK_INLINE void gemm_block(const tk_gemm_t *g, const int16_t *cols, const int32_t npix, int8_t *dst,
-                          int32_t stride) {
-#if TK_GEMM_PIXELS == 3
-    if (npix == 3) {
-        gemm_block3(g, cols, dst, stride);
-        return;
-    }
-#endif
-    (void)npix;
-    gemm_block2(g, cols, dst, stride);
-}
-
-/* Every output pixel in blocks of ``npix`` (a constant) columns, each block gathered completely before
- * its outputs are written; the last pixels one by one, in every column, their outputs written npix
- * times. */
+/* Every output pixel in blocks of TK_GEMM_PIXELS columns, each block gathered completely before its
+ * outputs are written; the last pixels one by one, in every column, their outputs written npix times. */
 TK_INLINE void conv_gemm_blocks(const tk_conv2d_gemm_params_t *p, const int8_t *input, int8_t *output,
-                                int16_t *cols, const int32_t npix, const int rows4) {
+                                int16_t *cols, const int rows4) {
+    const int32_t npix = TK_GEMM_PIXELS;
     const tk_gemm_t g = {p->filter, p->rq, p->out_c, p->k4, p->act_min, p->act_max};
     const int32_t pixels = p->out_h * p->out_w;
     const size_t out_c = (size_t)p->out_c;
@@ -368,12 +351,12 @@ TK_INLINE void conv_gemm_blocks(const tk_conv2d_gemm_params_t *p, const int8_t *
             }
             if (++ox == p->out_w) ox = 0, ++oy;
         }
-        gemm_block(&g, cols, npix, output + (size_t)px * out_c, (int32_t)out_c);
+        gemm_block(&g, cols, output + (size_t)px * out_c, (int32_t)out_c);
     }
     for (; px < pixels; ++px) {
         for (int32_t q = 0; q < npix; ++q) gather(p, input, oy, ox, cols, npix, q);
         if (++ox == p->out_w) ox = 0, ++oy;
-        gemm_block(&g, cols, npix, output + (size_t)px * out_c, 0);
+        gemm_block(&g, cols, output + (size_t)px * out_c, 0);
     }
 }
 
@@ -393,14 +376,10 @@ void tk_conv2d_gemm_s8(const tk_conv2d_gemm_params_t *p, const void *const *in, 
         conv_c1_rows3(p, input, output, (int32_t *)scratch);
         return;
     }
-    if (p->col_pixels >= 3) {
-        if (is_rows4(p)) {
-            conv_gemm_blocks(p, input, output, cols, 3, 1);
-        } else {
-            conv_gemm_blocks(p, input, output, cols, 3, 0);
-        }
+    if (is_rows4(p)) {
+        conv_gemm_blocks(p, input, output, cols, 1);
         return;
     }
 #endif
-    conv_gemm_blocks(p, input, output, cols, 2, 0);
+    conv_gemm_blocks(p, input, output, cols, 0);
 }

@@ -2,9 +2,8 @@
  * also DEPTHWISE_CONV_2D with one input channel (a convolution with in_c = 1), the usual first layer.
  *
  * ABI: in[0] = input [in_h][in_w][in_c], out[0] = output [out_h][out_w][out_c] (NHWC, batch 1).
- * scratch: ``col_pixels`` int16 columns (3: TK_GEMM_SCRATCH(k4) = 6 * k4 bytes; 0 or 2: 4 * k4 bytes):
- * the receptive fields of a block of output pixels (three on Cortex-M4 when the scratch holds three,
- * else two), gathered (padded taps get the input zero point, which contributes 0 once the input offset
+ * scratch: TK_GEMM_SCRATCH(k4) = 6 * k4 bytes, three int16 columns: the receptive fields of a block of
+ * output pixels (three on Cortex-M4, else two), gathered (padded taps get the input zero point, which contributes 0 once the input offset
  * is folded into the bias) before their outputs are written, so the output may overlap the input in
  * raster order. Padding may be negative (the windows of a patch start inside a larger frame). See
  * tk_gemm.h for the packing. A kernel whose rows are 4 values (k_w * in_c == 4, dilation_w 1, k4 ==
@@ -31,7 +30,6 @@ typedef struct {
     int32_t input_zero_point; /* value of padded taps */
     int32_t k4;               /* k_h * k_w * in_c rounded up to a multiple of 4 */
     int32_t act_min, act_max;
-    int32_t col_pixels;       /* columns the scratch holds: 3, or 0/2 (two) */
     int32_t c1_table;         /* 1: a one-channel 3x3 layer whose scratch holds 40 bytes per output channel */
 } tk_conv2d_gemm_params_t;
 

@@ -558,28 +558,17 @@ static void dw3_shape(const tk_dwconv2d_ch_params_t *p, tk_dw3_ctx_t *q) {
     const int16_t *r0 __attribute__((unused)), const int16_t *r1 __attribute__((unused)),          \
         const int16_t *r2 __attribute__((unused)), tk_dw3_ctx_t *q __attribute__((unused))
 
-/* stride 1: outputs 0..3 read x0..x5 of each row. The first kernel row starts every sum at the bias. */
-#define TK_DW3S1_FIRST                         \
-    "ldrd r8, r9, [r12, #0]\n\t"               \
-    "ldrd r10, r11, [r0], #8\n\t"              \
-    "smlad r4, r10, r8, r7\n\t"                \
-    "smlad r6, r11, r8, r7\n\t"                \
-    "smlabb r4, r11, r9, r4\n\t"               \
-    "smlatb r5, r11, r9, r7\n\t"               \
-    "ldr r10, [r0, #-6]\n\t"                   \
-    "smlad r5, r10, r8, r5\n\t"                \
-    "ldr r10, [r0, #-2]\n\t"                   \
-    "smlad r7, r10, r8, r7\n\t"                \
-    "ldr r10, [r0]\n\t"                        \
-    "smlabb r6, r10, r9, r6\n\t"               \
-    "smlatb r7, r10, r9, r7\n\t"
-#define TK_DW3S1_ROW(P, W)                     \
+/* One kernel row of a block: input row pointer P, the row's weights at byte W of the context. The first
+ * multiply-add into the sums r4, r5, r6 adds to A4, A5, A6: r7 (the bias) in the first kernel row, which
+ * starts every sum at the bias, else the sums themselves; r7 is also the fourth sum. */
+/* stride 1: outputs 0..3 read x0..x5 of each row */
+#define TK_DW3S1_ROW(P, W, A4, A5, A6)          \
     "ldrd r8, r9, [r12, #" W "]\n\t"           \
     "ldrd r10, r11, [" P "], #8\n\t"           \
-    "smlad r4, r10, r8, r4\n\t"                \
-    "smlad r6, r11, r8, r6\n\t"                \
+    "smlad r4, r10, r8, " A4 "\n\t"            \
+    "smlad r6, r11, r8, " A6 "\n\t"            \
     "smlabb r4, r11, r9, r4\n\t"               \
-    "smlatb r5, r11, r9, r5\n\t"               \
+    "smlatb r5, r11, r9, " A5 "\n\t"           \
     "ldr r10, [" P ", #-6]\n\t"                \
     "smlad r5, r10, r8, r5\n\t"                \
     "ldr r10, [" P ", #-2]\n\t"                \
@@ -587,76 +576,55 @@ static void dw3_shape(const tk_dwconv2d_ch_params_t *p, tk_dw3_ctx_t *q) {
     "ldr r10, [" P "]\n\t"                     \
     "smlabb r6, r10, r9, r6\n\t"               \
     "smlatb r7, r10, r9, r7\n\t"
-#define TK_DW3S1_BLOCK TK_DW3S1_FIRST TK_DW3S1_ROW("r1", "8") TK_DW3S1_ROW("r2", "16")
+#define TK_DW3S1_BLOCK \
+    TK_DW3S1_ROW("r0", "0", "r7", "r7", "r7") TK_DW3S1_ROW("r1", "8", "r4", "r5", "r6") \
+    TK_DW3S1_ROW("r2", "16", "r4", "r5", "r6")
 /* two outputs: x0..x3 */
-#define TK_DW3S1_FIRST2                        \
-    "ldrd r8, r9, [r12, #0]\n\t"               \
-    "ldrd r10, r11, [r0], #8\n\t"              \
-    "smlad r4, r10, r8, r7\n\t"                \
-    "smlabb r4, r11, r9, r4\n\t"               \
-    "smlatb r5, r11, r9, r7\n\t"               \
-    "ldr r10, [r0, #-6]\n\t"                   \
-    "smlad r5, r10, r8, r5\n\t"
-#define TK_DW3S1_ROW2(P, W)                    \
+#define TK_DW3S1_ROW2(P, W, A4, A5)             \
     "ldrd r8, r9, [r12, #" W "]\n\t"           \
     "ldrd r10, r11, [" P "], #8\n\t"           \
-    "smlad r4, r10, r8, r4\n\t"                \
+    "smlad r4, r10, r8, " A4 "\n\t"            \
     "smlabb r4, r11, r9, r4\n\t"               \
-    "smlatb r5, r11, r9, r5\n\t"               \
+    "smlatb r5, r11, r9, " A5 "\n\t"           \
     "ldr r10, [" P ", #-6]\n\t"                \
     "smlad r5, r10, r8, r5\n\t"
-#define TK_DW3S1_BLOCK2 TK_DW3S1_FIRST2 TK_DW3S1_ROW2("r1", "8") TK_DW3S1_ROW2("r2", "16")
+#define TK_DW3S1_BLOCK2 \
+    TK_DW3S1_ROW2("r0", "0", "r7", "r7") TK_DW3S1_ROW2("r1", "8", "r4", "r5") \
+    TK_DW3S1_ROW2("r2", "16", "r4", "r5")
 
 __attribute__((naked, noinline)) static void dw3s1_rows_asm(TK_DW3_ASM_ARGS) {
     __asm__ volatile(TK_DW3_LOOPS(TK_DW3S1_BLOCK, TK_DW3S1_BLOCK2));
 }
 
 /* stride 2: outputs 0..3 read x0..x8 of each row */
-#define TK_DW3S2_FIRST                         \
-    "ldrd r8, r9, [r12, #0]\n\t"               \
-    "ldrd r10, r11, [r0], #16\n\t"             \
-    "smlad r4, r10, r8, r7\n\t"                \
-    "smlabb r4, r11, r9, r4\n\t"               \
-    "smlad r5, r11, r8, r7\n\t"                \
-    "ldrd r10, r11, [r0, #-8]\n\t"             \
-    "smlabb r5, r10, r9, r5\n\t"               \
-    "smlad r6, r10, r8, r7\n\t"                \
-    "smlabb r6, r11, r9, r6\n\t"               \
-    "smlad r7, r11, r8, r7\n\t"                \
-    "ldr r10, [r0]\n\t"                        \
-    "smlabb r7, r10, r9, r7\n\t"
-#define TK_DW3S2_ROW(P, W)                     \
+#define TK_DW3S2_ROW(P, W, A4, A5, A6)          \
     "ldrd r8, r9, [r12, #" W "]\n\t"           \
     "ldrd r10, r11, [" P "], #16\n\t"          \
-    "smlad r4, r10, r8, r4\n\t"                \
+    "smlad r4, r10, r8, " A4 "\n\t"            \
     "smlabb r4, r11, r9, r4\n\t"               \
-    "smlad r5, r11, r8, r5\n\t"                \
+    "smlad r5, r11, r8, " A5 "\n\t"            \
     "ldrd r10, r11, [" P ", #-8]\n\t"          \
     "smlabb r5, r10, r9, r5\n\t"               \
-    "smlad r6, r10, r8, r6\n\t"                \
+    "smlad r6, r10, r8, " A6 "\n\t"            \
     "smlabb r6, r11, r9, r6\n\t"               \
     "smlad r7, r11, r8, r7\n\t"                \
     "ldr r10, [" P "]\n\t"                     \
     "smlabb r7, r10, r9, r7\n\t"
-#define TK_DW3S2_BLOCK TK_DW3S2_FIRST TK_DW3S2_ROW("r1", "8") TK_DW3S2_ROW("r2", "16")
+#define TK_DW3S2_BLOCK \
+    TK_DW3S2_ROW("r0", "0", "r7", "r7", "r7") TK_DW3S2_ROW("r1", "8", "r4", "r5", "r6") \
+    TK_DW3S2_ROW("r2", "16", "r4", "r5", "r6")
 /* two outputs: x0..x4 */
-#define TK_DW3S2_FIRST2                        \
-    "ldrd r8, r9, [r12, #0]\n\t"               \
-    "ldrd r10, r11, [r0], #16\n\t"             \
-    "smlad r4, r10, r8, r7\n\t"                \
-    "smlabb r4, r11, r9, r4\n\t"               \
-    "smlad r5, r11, r8, r7\n\t"                \
-    "ldr r10, [r0, #-8]\n\t"                   \
-    "smlabb r5, r10, r9, r5\n\t"
-#define TK_DW3S2_ROW2(P, W)                    \
+#define TK_DW3S2_ROW2(P, W, A4, A5)             \
     "ldrd r8, r9, [r12, #" W "]\n\t"           \
     "ldrd r10, r11, [" P "], #16\n\t"          \
-    "smlad r4, r10, r8, r4\n\t"                \
+    "smlad r4, r10, r8, " A4 "\n\t"            \
     "smlabb r4, r11, r9, r4\n\t"               \
-    "smlad r5, r11, r8, r5\n\t"                \
+    "smlad r5, r11, r8, " A5 "\n\t"            \
     "ldr r10, [" P ", #-8]\n\t"                \
     "smlabb r5, r10, r9, r5\n\t"
-#define TK_DW3S2_BLOCK2 TK_DW3S2_FIRST2 TK_DW3S2_ROW2("r1", "8") TK_DW3S2_ROW2("r2", "16")
+#define TK_DW3S2_BLOCK2 \
+    TK_DW3S2_ROW2("r0", "0", "r7", "r7") TK_DW3S2_ROW2("r1", "8", "r4", "r5") \
+    TK_DW3S2_ROW2("r2", "16", "r4", "r5")
 
 __attribute__((naked, noinline)) static void dw3s2_rows_asm(TK_DW3_ASM_ARGS) {
     __asm__ volatile(TK_DW3_LOOPS(TK_DW3S2_BLOCK, TK_DW3S2_BLOCK2));

@@ -1,7 +1,7 @@
 /* tinyml-kit: the int8 GEMM core of the convolution kernels (tk_conv2d_1x1, tk_conv2d_gemm).
  *
- * Columns: the receptive fields of a block of N output pixels (N = 3 on Cortex-M4 where the lowering
- * declared room for three, else 2) as int16, doubled (2 * x, so that the fast requantisation of
+ * Columns: the receptive fields of a block of N output pixels (N = TK_GEMM_PIXELS: 3 on Cortex-M4, else
+ * 2; the lowering declares room for three) as int16, doubled (2 * x, so that the fast requantisation of
  * tk_requant.h can use the accumulators as they are) and zero-padded to k4 (a multiple of 4),
  * interleaved per group of 4 values: [group][pixel][4] (TK_COLN). One group of one pixel is two words,
  * loaded by one instruction.
@@ -509,24 +509,18 @@ TK_INLINE void tk_gemm_block(const tk_gemm_t *g, const int16_t *cols, const int3
 }
 #endif
 
-/* The outputs of a block of ``npix`` pixels (a constant: TK_GEMM_PIXELS, or 2 on Cortex-M4 where the
- * scratch holds only two columns): pixel q to dst[q * stride + oc]. On Cortex-M4 the full-range case (one
- * SSAT) is a separate instantiation; the portable build has one (its compiler makes the clamp
- * branch-free). For a last, single pixel, callers put it in every column and pass stride 0 (the same
- * values are written npix times). */
-TK_INLINE void tk_gemm_cols_n(const tk_gemm_t *g, const int16_t *cols, const int32_t npix, int8_t *dst,
-                              int32_t stride) {
+/* The outputs of a block of TK_GEMM_PIXELS pixels: pixel q to dst[q * stride + oc]. On Cortex-M4 the
+ * full-range case (one SSAT) is a separate instantiation; the portable build has one (its compiler makes
+ * the clamp branch-free). For a last, single pixel, callers put it in every column and pass stride 0 (the
+ * same values are written TK_GEMM_PIXELS times). */
+TK_INLINE void tk_gemm_cols(const tk_gemm_t *g, const int16_t *cols, int8_t *dst, int32_t stride) {
 #if TK_HAVE_DSP
     if (g->act_min == -128 && g->act_max == 127) {
-        tk_gemm_block(g, cols, npix, dst, stride, 1);
+        tk_gemm_block(g, cols, TK_GEMM_PIXELS, dst, stride, 1);
         return;
     }
 #endif
-    tk_gemm_block(g, cols, npix, dst, stride, 0);
-}
-
-TK_INLINE void tk_gemm_cols(const tk_gemm_t *g, const int16_t *cols, int8_t *dst, int32_t stride) {
-    tk_gemm_cols_n(g, cols, TK_GEMM_PIXELS, dst, stride);
+    tk_gemm_block(g, cols, TK_GEMM_PIXELS, dst, stride, 0);
 }
 
 #if TK_WIDE

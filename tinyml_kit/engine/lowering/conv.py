@@ -177,7 +177,7 @@ def im2col_gemm_call(op: Op, inp: int, out: int, filters: np.ndarray, bias: np.n
             "stride_h": win.stride_h, "stride_w": win.stride_w,
             "dilation_h": win.dilation_h, "dilation_w": win.dilation_w,
             "pad_top": win.pad_top, "pad_left": win.pad_left, "input_zero_point": in_zp, "k4": k4,
-            "act_min": act_range[0], "act_max": act_range[1], "col_pixels": 3, "c1_table": int(table > 0),
+            "act_min": act_range[0], "act_max": act_range[1], "c1_table": int(table > 0),
         },
         arrays=arrays, inputs=[inp], outputs=[out], scratch_bytes=max(gemm_scratch_bytes(k4), table),
         overlaps=[overlap], macs=macs)

@@ -75,10 +75,9 @@ def ring_keeps_input(win: Window, in_hw: tuple[int, int], out_hw: tuple[int, int
 
 
 def channelwise_overlaps(win: Window, in_hw: tuple[int, int], out_hw: tuple[int, int], k_hw: tuple[int, int],
-                         ring_rows: int, out_index: int, in_index: int) -> list[Overlap]:
-    """In place at shift 0: always when a whole plane is staged first; with a 3x3 ring when
-    :func:`ring_keeps_input`."""
-    padded_h = (out_hw[0] - 1) * win.stride_h + (k_hw[0] - 1) * win.dilation_h + 1
+                         ring_rows: int, padded_h: int, out_index: int, in_index: int) -> list[Overlap]:
+    """In place at shift 0: always when a whole plane (``ring_rows >= padded_h``) is staged first; with a
+    3x3 ring when :func:`ring_keeps_input`."""
     if k_hw == (3, 3) and ring_rows < padded_h and not ring_keeps_input(win, in_hw, out_hw, k_hw[0]):
         return []
     return [Overlap(output=out_index, input=in_index, exact=(0,))]
@@ -149,7 +148,7 @@ def lower_depthwise_conv2d(op: Op, graph: Graph) -> KernelCall:
                     "act_min": act_min, "act_max": act_max, "channel_group": group,
                     "ring_rows": ring_rows},
             arrays=arrays, inputs=[inp.index], outputs=[out.index], scratch_bytes=scratch,
-            overlaps=channelwise_overlaps(win, (in_h, in_w), (out_h, out_w), (k_h, k_w), ring_rows,
+            overlaps=channelwise_overlaps(win, (in_h, in_w), (out_h, out_w), (k_h, k_w), ring_rows, padded_h,
                                           out.index, inp.index),
             macs=macs)
     # depth multiplier 1: channel by channel through a padded plane in scratch, in place at shift 0
