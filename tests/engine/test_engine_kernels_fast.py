@@ -89,7 +89,8 @@ def test_kernels_are_chosen_at_compile_time_from_the_graph(shared_models: Path) 
     kernels = [c.kernel for c in lower_graph(graph)]
     assert kernels[0] == "tk_conv2d_gemm"  # depthwise with one input channel: a convolution
     assert kernels[1] == "tk_dwconv2d_ch" and kernels[3] == "tk_dwconv2d_ch"  # 3x3 stride 1 and 2
-    assert kernels[2] == "tk_conv2d_1x1"
+    assert kernels[2] == "tk_conv2d_1x1_c8"  # 8 input channels: a pixel in registers
+    assert kernels[4] == "tk_conv2d_1x1"
     assert "tk_conv2d" not in kernels and "tk_dwconv2d" not in kernels
 
 

@@ -1,6 +1,7 @@
 """CONV_2D -> a kernel chosen at compile time from the layer's geometry and quantisation.
 
-* ``tk_conv2d_1x1_s8``: pointwise (1x1, stride 1, no padding) as an int8 GEMM;
+* ``tk_conv2d_1x1_c8_s8``: pointwise with 8 input channels (a pixel in registers, the filters streamed);
+* ``tk_conv2d_1x1_s8``: other pointwise layers (1x1, stride 1, no padding) as an int8 GEMM;
 * ``tk_conv2d_gemm_s8``: any other kernel size, stride, dilation and padding (groups 1) as im2col + GEMM
   (:func:`im2col_gemm_call`, also used for depthwise layers with one input channel);
 * ``tk_conv2d_s8``: grouped convolutions, and layers whose requantisation the fast kernels cannot
@@ -26,7 +27,7 @@ from tinyml_kit.engine.lowering.common import (
     window_geometry,
     window_max_shift,
 )
-from tinyml_kit.engine.lowering.fastrq import gemm_arrays
+from tinyml_kit.engine.lowering.fastrq import acc_bound, fast_requant, gemm_arrays
 from tinyml_kit.engine.quant import per_channel_multipliers
 
 
@@ -88,6 +89,14 @@ def lower_conv2d(op: Op, graph: Graph) -> KernelCall:
     overlap = Overlap(output=out.index, input=inp.index,
                       max_shift=window_max_shift(win, in_c, out_c, staged=True))
     if groups == 1 and is_pointwise(win):
+        stream = pointwise_c8_stream(filters.reshape(out_c, -1), bias, multiplier, shift, out_zp,
+                                     (act_min, act_max))
+        if stream is not None:
+            return KernelCall(
+                op=op, kernel="tk_conv2d_1x1_c8", function="tk_conv2d_1x1_c8_s8",
+                params_type="tk_conv2d_1x1_c8_params_t",
+                params={"pixels": out_h * out_w, "out_c": out_c}, arrays={"stream": stream},
+                inputs=[inp.index], outputs=[out.index], overlaps=[overlap], macs=macs)
         fast = gemm_arrays(filters.reshape(out_c, -1), bias, multiplier, shift, out_zp)
         if fast is not None:
             arrays, k4 = fast
@@ -120,6 +129,30 @@ def lower_conv2d(op: Op, graph: Graph) -> KernelCall:
         overlaps=[overlap],
         macs=macs,
     )
+
+
+C8_LAST = 256  # TK_C8_LAST (tk_conv2d_1x1_c8.h): marks the last channel's shift word
+
+
+def pointwise_c8_stream(rows: np.ndarray, bias: np.ndarray, multiplier: np.ndarray, shift: np.ndarray,
+                        output_zero_point: int, act_range: tuple[int, int]) -> np.ndarray | None:
+    """The ``stream`` of ``tk_conv2d_1x1_c8`` (per output channel the doubled weights as halfword pairs
+    (2w0, 2w2), (2w1, 2w3), (2w4, 2w6), (2w5, 2w7), then 2 * bias, multiplier, add, shift; the last
+    shift word marked with C8_LAST), or None when the layer does not qualify: 8 input channels, a
+    multiple of 4 output channels, the full int8 range and an exact fast requantisation."""
+    out_c, k = rows.shape
+    if k != 8 or out_c % 4 or out_c == 0 or tuple(act_range) != (-128, 127):
+        return None
+    rq = fast_requant(multiplier, shift, output_zero_point, acc_bound(bias, rows))
+    if rq is None:
+        return None
+    doubled = 2 * rows.astype(np.int32)
+    pairs = doubled[:, [0, 2, 1, 3, 4, 6, 5, 7]].reshape(out_c, 4, 2)
+    words = (pairs[..., 0] & 0xFFFF) | (pairs[..., 1] << 16)  # (lo, hi) halfwords, hi sign-carrying
+    stream = np.concatenate([words, (2 * bias.astype(np.int64))[:, None], rq["rq_mult"][:, None],
+                             rq["rq_add"][:, None], rq["rq_shift"][:, None]], axis=1).astype(np.int64)
+    stream[-1, 7] += C8_LAST
+    return np.ascontiguousarray(stream.astype(np.int32)).reshape(-1)
 
 
 def gemm_scratch_bytes(k4: int) -> int:
