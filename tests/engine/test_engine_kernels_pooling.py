@@ -1,4 +1,4 @@
-"""MAX_POOL_2D and MEAN int8 kernels: bit-exact with TFLM, overlap rules and error paths."""
+"""MAX_POOL_2D, AVERAGE_POOL_2D and MEAN int8 kernels: bit-exact with TFLM, overlap rules and error paths."""
 
 from __future__ import annotations
 
@@ -24,6 +24,14 @@ def _max_pool(shape, pool, strides, padding, relu=False):
         if relu:
             y = keras.layers.ReLU()(y)
         return keras.Model(x, y)
+
+    return build
+
+
+def _avg_pool(shape, pool, strides, padding):
+    def build(tf, keras):
+        x = keras.Input(shape, batch_size=1, name="in0")
+        return keras.Model(x, keras.layers.AveragePooling2D(pool, strides=strides, padding=padding)(x))
 
     return build
 
@@ -59,6 +67,14 @@ MAX_POOL_CASES = [
               "MAX_POOL_2D"),
     ModelSpec("maxpool_2x3_s2x1_same", _max_pool((7, 7, 3), (2, 3), (2, 1), "same"), RANGE, "MAX_POOL_2D"),
 ]
+# channel counts not a multiple of 4 and above the kernel's 64-channel chunk; windows cut by the border
+AVG_POOL_CASES = [
+    ModelSpec("avgpool_3x3_s2_same_c5", _avg_pool((9, 8, 5), 3, 2, "same"), RANGE, "AVERAGE_POOL_2D"),
+    ModelSpec("avgpool_2x2_s1_valid_c12", _avg_pool((5, 6, 12), 2, 1, "valid"), RANGE, "AVERAGE_POOL_2D"),
+    ModelSpec("avgpool_3x3_global_c70", _avg_pool((3, 3, 70), 3, 3, "valid"), RANGE, "AVERAGE_POOL_2D"),
+    ModelSpec("avgpool_2x3_s2x1_same_c131", _avg_pool((5, 5, 131), (2, 3), (2, 1), "same"), RANGE,
+              "AVERAGE_POOL_2D"),
+]
 MEAN_CASES = [
     ModelSpec("mean_global_avg", _global_avg((6, 7, 10), False), RANGE, "MEAN"),
     ModelSpec("mean_global_avg_keepdims", _global_avg((5, 5, 8), True), RANGE, "MEAN"),
@@ -71,7 +87,7 @@ MEAN_CASES = [
 ]
 
 
-@pytest.mark.parametrize("spec", MAX_POOL_CASES + MEAN_CASES, ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", MAX_POOL_CASES + AVG_POOL_CASES + MEAN_CASES, ids=lambda s: s.name)
 def test_matches_tflm(lab: KernelLab, spec: ModelSpec) -> None:
     summary = lab.verify(spec)
     if spec.patch is not None:  # the flatbuffer edit took effect
@@ -89,6 +105,18 @@ def test_max_pool_overlap_rule(lab: KernelLab, geometry) -> None:
     out_w = (w + s - 1) // s if padding == "SAME" else (w - k + s) // s
     tensors = [int8_tensor(0, shape), int8_tensor(1, (n, out_h, out_w, c))]
     graph, op = single_op_graph("MAX_POOL_2D", tensors, [0], [1], {
+        "padding": padding, "stride_h": s, "stride_w": s, "filter_height": k, "filter_width": k,
+        "fused_activation_function": "NONE"})
+    assert check_overlap_rules(lab, graph, op) == 1
+
+
+@pytest.mark.parametrize("geometry", [((1, 7, 9, 6), 3, 1, "SAME"), ((1, 9, 9, 67), 3, 2, "SAME")])
+def test_avg_pool_overlap_rule(lab: KernelLab, geometry) -> None:
+    shape, k, s, padding = geometry
+    n, h, w, c = shape
+    out_h, out_w = (h + s - 1) // s, (w + s - 1) // s
+    tensors = [int8_tensor(0, shape), int8_tensor(1, (n, out_h, out_w, c))]
+    graph, op = single_op_graph("AVERAGE_POOL_2D", tensors, [0], [1], {
         "padding": padding, "stride_h": s, "stride_w": s, "filter_height": k, "filter_width": k,
         "fused_activation_function": "NONE"})
     assert check_overlap_rules(lab, graph, op) == 1
