@@ -37,6 +37,7 @@ import numpy as np
 from tinyml_kit._atomic import write_section
 
 HERE = Path(__file__).resolve().parent
+CURVES_NAME = "diffaug_fid_curves.png"  # written next to the results file
 
 # Zhao et al. 2020, FID (fid10k, Inception) on CIFAR-10: (baseline, DiffAugment) per data fraction.
 PUBLISHED = {
@@ -63,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--g-lr", type=float, default=2e-4)
     p.add_argument("--policy", default="color,translation,cutout")
     p.add_argument("--fid-samples", type=int, default=10_000)
+    p.add_argument("--fid-every", type=int, default=0, metavar="STEPS",
+                   help="also score FID every STEPS steps (a curve per run, plotted); 0 = only at the end")
+    p.add_argument("--curve-samples", type=int, default=2000, help="generated images per curve point")
     p.add_argument("--inception-weights", type=Path, default=None)
     p.add_argument("--out", type=Path, default=HERE / "out" / "diffaug")
     p.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
@@ -110,6 +114,58 @@ def runs_table(runs: list[dict]) -> str:
             f"{r['p_final']:.2f} | {r['step_ms']:.0f} | {r['seconds']:.0f} |"
         )
     return "\n".join(lines)
+
+
+def curve_means(runs: list[dict], fraction: float, mode: str) -> list[tuple[int, float, int]]:
+    """``(step, mean FID over seeds, seeds)`` of the runs' FID curves for one fraction and mode."""
+    points: dict[int, list[float]] = {}
+    for r in runs:
+        if r["fraction"] == fraction and r["mode"] == mode:
+            for point in r.get("fid_curve", []):
+                points.setdefault(int(point["step"]), []).append(float(point["fid"]))
+    return [(step, float(np.mean(v)), len(v)) for step, v in sorted(points.items())]
+
+
+def curves_table(runs: list[dict], fractions: list[float], modes: list[str]) -> str:
+    """Markdown table of the FID curves (mean over seeds), one row per evaluated step and fraction."""
+    head = "| data | step | " + " | ".join(f"FID {m}" for m in modes) + " |"
+    lines = [head, "|" + "---|" * (2 + len(modes))]
+    for fraction in fractions:
+        per_mode = {m: dict((step, fid) for step, fid, _ in curve_means(runs, fraction, m)) for m in modes}
+        for step in sorted({step for curve in per_mode.values() for step in curve}):
+            cells = [f"{per_mode[m][step]:.2f}" if step in per_mode[m] else "-" for m in modes]
+            lines.append(f"| {fraction:.0%} | {step} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(runs: list[dict], fractions: list[float], modes: list[str], path: Path) -> Path | None:
+    """FID vs training step per fraction (one line per mode, mean over seeds); None without curves."""
+    if not any(r.get("fid_curve") for r in runs):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tinyml_kit._atomic import save_figure
+
+    shown = [f for f in fractions if any(curve_means(runs, f, m) for m in modes)]
+    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.6), squeeze=False)
+    for ax, fraction in zip(axes[0], shown, strict=True):
+        for mode in modes:
+            curve = curve_means(runs, fraction, mode)
+            if curve:
+                ax.plot([c[0] for c in curve], [c[1] for c in curve], marker="o", label=mode)
+        ax.set_title(f"{fraction:.0%} of the training set")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("FID (classifier features)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    try:
+        return save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def published_table() -> str:
@@ -222,7 +278,7 @@ def reduced_settings(settings: dict) -> list[str]:
     return out
 
 
-def render(report: dict) -> str:
+def render(report: dict, curves_png: Path | None = None) -> str:
     """The RESULTS.md section from a ``results.json`` payload (also used by ``--render-only``)."""
     a = report["settings"]
     inception_note = (
@@ -258,6 +314,17 @@ def render(report: dict) -> str:
                 "",
             ]
             if any("d_gap" in r for r in report["runs"])
+            else []
+        ),
+        *(
+            [
+                f"FID during training (mean over seeds, {a.get('curve_samples', 2000)} samples per point; "
+                f"plot: `{_display_path(curves_png)}`):" if curves_png else "):",
+                "",
+                curves_table(report["runs"], a["fractions"], a["modes"]),
+                "",
+            ]
+            if any(r.get("fid_curve") for r in report["runs"])
             else []
         ),
         "<details><summary>Every run</summary>",
@@ -297,6 +364,7 @@ def run_grid(args: argparse.Namespace, command: str) -> dict:
 
     from tinyml_kit import data
     from tinyml_kit.diffaug._io import save_text
+    from tinyml_kit.diffaug.callbacks import FIDMonitor
     from tinyml_kit.diffaug.features import classifier_extractor, inception_extractor, reference_features
     from tinyml_kit.diffaug.train import TrainConfig, augmentation_overhead, evaluate_gan, train_gan
 
@@ -328,7 +396,7 @@ def run_grid(args: argparse.Namespace, command: str) -> dict:
 
     base = TrainConfig(
         policy=args.policy, arch=args.arch, steps=args.steps, batch_size=args.batch_size,
-        latent_dim=args.latent_dim, width=args.width, log_every=max(args.steps // 10, 1),
+        latent_dim=args.latent_dim, width=args.width, log_every=args.fid_every or max(args.steps // 10, 1),
         d_lr=args.d_lr, g_lr=args.g_lr,
     )  # fmt: skip
     total = len(args.fractions) * len(args.modes) * len(args.seeds)
@@ -338,9 +406,11 @@ def run_grid(args: argparse.Namespace, command: str) -> dict:
             for mode in args.modes:
                 config = replace(base, augment=mode, seed=seed)
                 run_dir = args.out / f"{args.data}_{fraction:g}_{mode}_s{seed}"
+                curve = [FIDMonitor(extractor, reference, n_samples=args.curve_samples, seed=seed)]
                 result = train_gan(
-                    config, subset.x, out_dir=run_dir, grid_every=0, verbose=args.verbose, heldout=heldout
-                )
+                    config, subset.x, out_dir=run_dir, grid_every=0, verbose=args.verbose, heldout=heldout,
+                    extra_callbacks=curve if args.fid_every else None,
+                )  # fmt: skip
                 probe = result.overfit_history
                 scores = evaluate_gan(result.gan, extractor, reference, args.fid_samples, seed=seed)
                 p_final = result.gan.augment.probability if result.gan.augment is not None else 0.0
@@ -350,6 +420,7 @@ def run_grid(args: argparse.Namespace, command: str) -> dict:
                     "step_ms": 1000 * result.step_seconds, "seconds": result.seconds, "p_final": p_final,
                     "d_gap": probe[-1]["gap"], "d_gap_history": [(r["step"], r["gap"]) for r in probe],
                     "grid": _display_path(result.samples[-1]) if result.samples else None,
+                    "fid_curve": curve[0].history if args.fid_every else [],
                 })  # fmt: skip
                 print(
                     f"[{len(runs)}/{total}] {fraction:>5.0%} {len(subset):>6} imgs  {mode:<8} seed {seed}: "
@@ -377,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
         command = "python benchmarks/diffaug_fid.py " + " ".join(argv if argv is not None else sys.argv[1:])
         report = run_grid(args, command.strip())
         save_text(report_path, json.dumps(report, indent=2) + "\n")
-    body = render(report)
+    curves = plot_curves(report["runs"], report["settings"]["fractions"], report["settings"]["modes"],
+                         args.results.with_name(CURVES_NAME))
+    body = render(report, curves)
     print("\n" + body)
     write_section(args.results, "diffaug", body)
     return 0

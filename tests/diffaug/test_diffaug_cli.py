@@ -144,3 +144,20 @@ def test_benchmark_merges_side_by_side_grids_and_summarises_the_fid_change():
     other["settings"]["steps"] = 20
     with pytest.raises(SystemExit, match="differ in steps"):
         bench.merge_reports([grid(0.1, 0, {"none": 1.0}, 1.0), other])
+
+
+def test_benchmark_fid_curves_table_and_plot(tmp_path):
+    bench = load_benchmark()
+
+    def run(mode: str, seed: int, fids: list[float]) -> dict:
+        curve = [{"step": 100 * (i + 1), "fid": f, "kid": 0.0} for i, f in enumerate(fids)]
+        return {"fraction": 0.1, "mode": mode, "seed": seed, "fid_curve": curve}
+
+    runs = [run("none", 0, [50.0, 40.0]), run("none", 1, [60.0, 44.0]), run("diffaug", 0, [55.0])]
+    assert bench.curve_means(runs, 0.1, "none") == [(100, 55.0, 2), (200, 42.0, 2)]
+    table = bench.curves_table(runs, [0.1], ["none", "diffaug"])
+    assert "| 10% | 100 | 55.00 | 55.00 |" in table and "| 10% | 200 | 42.00 | - |" in table
+    png = bench.plot_curves(runs, [0.1], ["none", "diffaug"], tmp_path / "curves.png")
+    assert png is not None and png.stat().st_size > 1000
+    flat = [{**r, "fid_curve": []} for r in runs]
+    assert bench.plot_curves(flat, [0.1], ["none"], tmp_path / "x.png") is None

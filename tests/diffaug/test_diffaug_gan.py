@@ -13,9 +13,13 @@ from tinyml_kit.diffaug import (
     DataEfficientGAN,
     DiffAugError,
     DiffAugment,
+    FeatureExtractor,
+    FIDMonitor,
     GANMonitor,
     OverfitProbe,
+    ReferenceFeatures,
     models,
+    score_images,
 )
 from tinyml_kit.diffaug.gan import discriminator_loss, generator_loss
 
@@ -198,6 +202,27 @@ def test_overfit_probe_augments_with_its_own_random_stream():
     assert row["gap"] != pytest.approx(0.0, abs=1e-6)  # independent augmentation draws for the two sets
     with pytest.raises(ValueError, match="same image shape"):
         OverfitProbe(train, real_images(4, shape=(8, 8, 1)))
+
+
+def pixel_features() -> FeatureExtractor:
+    """Features = 4x4 average-pooled pixels: cheap, deterministic, and sensitive to what G draws."""
+    pool = keras.Sequential([keras.layers.AveragePooling2D(4), keras.layers.Flatten()])
+    return FeatureExtractor("pixels", pool)
+
+
+def test_fid_monitor_scores_the_ema_generator_every_n_epochs():
+    g, d = tiny_pair()
+    gan = compiled(DataEfficientGAN(g, d, augment=None, seed=0))
+    extractor = pixel_features()
+    reference = ReferenceFeatures.from_images(extractor, real_images(64))
+    monitor = FIDMonitor(extractor, reference, every_n_epochs=2, n_samples=40, seed=3)
+    history = gan.fit(real_images(), batch_size=8, epochs=4, verbose=0, callbacks=[monitor]).history
+    assert [row["step"] for row in monitor.history] == [8, 16]
+    expected = score_images(extractor, reference, gan.sample(40, seed=3 + 777), kid_subset_size=40, seed=3)
+    assert monitor.history[-1]["fid"] == pytest.approx(expected["fid"], rel=1e-6)
+    assert history["fid"][-1] == pytest.approx(expected["fid"], rel=1e-6)
+    with pytest.raises(ValueError, match="every_n_epochs >= 1"):
+        FIDMonitor(extractor, reference, every_n_epochs=0)
 
 
 @pytest.mark.slow

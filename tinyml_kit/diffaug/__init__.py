@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from tinyml_kit._lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from tinyml_kit.diffaug.callbacks import AdaptiveAugment, GANMonitor, OverfitProbe
+    from tinyml_kit.diffaug.callbacks import AdaptiveAugment, FIDMonitor, GANMonitor, OverfitProbe
     from tinyml_kit.diffaug.errors import DiffAugError, FeatureExtractorError, PolicyError
     from tinyml_kit.diffaug.features import (
         FeatureExtractor,
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "AdaptiveAugment": "callbacks",
+    "FIDMonitor": "callbacks",
     "GANMonitor": "callbacks",
     "OverfitProbe": "callbacks",
     "DiffAugError": "errors",
@@ -67,6 +68,7 @@ __all__ = [
     "DataEfficientGAN",
     "DiffAugError",
     "DiffAugment",
+    "FIDMonitor",
     "FeatureExtractor",
     "FeatureExtractorError",
     "GANMonitor",

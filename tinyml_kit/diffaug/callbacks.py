@@ -1,4 +1,5 @@
-"""Callbacks for ``DataEfficientGAN``: adaptive augmentation (ADA), a D-overfitting probe, sample grids."""
+"""Callbacks for ``DataEfficientGAN``: adaptive augmentation (ADA), a D-overfitting probe, FID during
+training, sample grids."""
 
 from __future__ import annotations
 
@@ -141,6 +142,50 @@ class OverfitProbe(keras.callbacks.Callback):
         })  # fmt: skip
         if logs is not None:
             logs["d_gap"] = d_train - d_heldout
+
+
+class FIDMonitor(keras.callbacks.Callback):
+    """Scores the EMA generator with FID/KID every ``every_n_epochs`` epochs: the curve that shows when
+    a baseline's discriminator starts to overfit and its FID turns up while DiffAugment's keeps falling.
+
+    Args:
+        extractor: a ``FeatureExtractor`` (``features.classifier_extractor`` works offline).
+        reference: ``features.reference_features(extractor, ...)`` of the real images.
+        every_n_epochs: period in epochs (>= 1).
+        n_samples: generated images per evaluation (fewer than the final score's: it is a trend).
+        seed: seed of the evaluation latents (fixed, so the curve compares like with like).
+
+    Attributes:
+        history: one dict per evaluation: ``step`` (train batches so far), ``fid``, ``kid``.
+    """
+
+    def __init__(self, extractor: Any, reference: Any, every_n_epochs: int = 1, n_samples: int = 2000,
+                 seed: int = 0) -> None:
+        super().__init__()
+        if every_n_epochs < 1 or n_samples < 2:
+            raise ValueError(
+                "Expected every_n_epochs >= 1 and n_samples >= 2. Received: "
+                f"every_n_epochs={every_n_epochs}, n_samples={n_samples}"
+            )
+        self.extractor, self.reference = extractor, reference
+        self.every_n_epochs, self.n_samples, self.seed = int(every_n_epochs), int(n_samples), seed
+        self.history: list[dict[str, float]] = []
+        self._steps = 0
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._steps += 1
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        from tinyml_kit.diffaug.features import score_images
+
+        fake = self.model.sample(self.n_samples, seed=self.seed + 777)
+        scores = score_images(self.extractor, self.reference, fake, kid_subset_size=min(1000, self.n_samples),
+                              seed=self.seed)
+        self.history.append({"step": self._steps, "fid": scores["fid"], "kid": scores["kid"]})
+        if logs is not None:
+            logs["fid"] = scores["fid"]
 
 
 class GANMonitor(keras.callbacks.Callback):

@@ -160,13 +160,15 @@ def train_gan(
     verbose: int = 1,
     heldout: np.ndarray | None = None,
     probe_size: int = 1000,
+    extra_callbacks: list[Any] | None = None,
 ) -> TrainResult:
     """Trains a GAN on uint8 NHWC ``images`` for about ``config.steps`` steps.
 
     Steps are grouped into Keras epochs of about ``config.log_every`` steps (the total is rounded up to
     a whole number of epochs). With ``out_dir``, a sample grid is saved every ``grid_every`` epochs and
     at the end. With ``heldout`` (uint8 real images not in ``images``), an ``OverfitProbe`` compares D's
-    output on ``probe_size`` training and held-out images after every epoch.
+    output on ``probe_size`` training and held-out images after every epoch. ``extra_callbacks``
+    (e.g. a ``FIDMonitor``) run after the built-in ones.
     """
     from tinyml_kit.diffaug.callbacks import AdaptiveAugment, GANMonitor, OverfitProbe
     from tinyml_kit.diffaug.features import to_gan_range
@@ -184,6 +186,7 @@ def train_gan(
     if heldout is not None:
         probe = OverfitProbe(to_gan_range(images[:probe_size]), to_gan_range(heldout[:probe_size]))
         callbacks.insert(0, probe)  # before AdaptiveAugment/GANMonitor so it sees the epoch's final state
+    callbacks.extend(extra_callbacks or [])
     start = time.perf_counter()
     history = gan.fit(
         make_dataset(images, config.batch_size, config.seed),
