@@ -406,7 +406,7 @@ def run_grid(args: argparse.Namespace, command: str) -> dict:
             for mode in args.modes:
                 config = replace(base, augment=mode, seed=seed)
                 run_dir = args.out / f"{args.data}_{fraction:g}_{mode}_s{seed}"
-                curve = [FIDMonitor(extractor, reference, n_samples=args.curve_samples, seed=seed)]
+                curve = [FIDMonitor(extractor, reference, n_samples=args.curve_samples, seed=seed, verbose=1)]
                 result = train_gan(
                     config, subset.x, out_dir=run_dir, grid_every=0, verbose=args.verbose, heldout=heldout,
                     extra_callbacks=curve if args.fid_every else None,

@@ -154,13 +154,14 @@ class FIDMonitor(keras.callbacks.Callback):
         every_n_epochs: period in epochs (>= 1).
         n_samples: generated images per evaluation (fewer than the final score's: it is a trend).
         seed: seed of the evaluation latents (fixed, so the curve compares like with like).
+        verbose: 1 prints each evaluation (long runs without a progress bar).
 
     Attributes:
         history: one dict per evaluation: ``step`` (train batches so far), ``fid``, ``kid``.
     """
 
     def __init__(self, extractor: Any, reference: Any, every_n_epochs: int = 1, n_samples: int = 2000,
-                 seed: int = 0) -> None:
+                 seed: int = 0, verbose: int = 0) -> None:
         super().__init__()
         if every_n_epochs < 1 or n_samples < 2:
             raise ValueError(
@@ -169,6 +170,7 @@ class FIDMonitor(keras.callbacks.Callback):
             )
         self.extractor, self.reference = extractor, reference
         self.every_n_epochs, self.n_samples, self.seed = int(every_n_epochs), int(n_samples), seed
+        self.verbose = int(verbose)
         self.history: list[dict[str, float]] = []
         self._steps = 0
 
@@ -184,6 +186,9 @@ class FIDMonitor(keras.callbacks.Callback):
         scores = score_images(self.extractor, self.reference, fake, kid_subset_size=min(1000, self.n_samples),
                               seed=self.seed)
         self.history.append({"step": self._steps, "fid": scores["fid"], "kid": scores["kid"]})
+        if self.verbose:
+            print(f"FIDMonitor: step {self._steps}: FID {scores['fid']:.2f}, KID {scores['kid']:.4g} "
+                  f"({self.n_samples} samples)", flush=True)
         if logs is not None:
             logs["fid"] = scores["fid"]
 
