@@ -10,9 +10,9 @@
  * 4 * k_h: a 3-wide one-channel kernel padded by the lowering with a zero-weight fourth tap) converts
  * each row from one word of the input. On Cortex-M4 such a layer with one input channel, 3 kernel rows, an
  * even out_c <= 16 and the full int8 range (``c1_table``, set by the lowering, which then declares
- * 40 * out_c bytes of scratch) instead keeps each pixel's 12 values in registers and loops over the
- * output channels, from a table of int16 filter pairs built in the scratch; pixels in raster order, each
- * read before its outputs are written. */
+ * 32 * out_c + 24 bytes of scratch: 8 table words per output channel and the loop state) instead keeps
+ * each pixel's 9 values in registers and loops over the output channels, from a table of int16 filter
+ * pairs built in the scratch; pixels in raster order, each read before its outputs are written. */
 #ifndef TK_CONV2D_GEMM_H
 #define TK_CONV2D_GEMM_H
 
@@ -30,7 +30,7 @@ typedef struct {
     int32_t input_zero_point; /* value of padded taps */
     int32_t k4;               /* k_h * k_w * in_c rounded up to a multiple of 4 */
     int32_t act_min, act_max;
-    int32_t c1_table;         /* 1: a one-channel 3x3 layer whose scratch holds 40 bytes per output channel */
+    int32_t c1_table;         /* 1: a one-channel 3x3 layer whose scratch holds its table (32 * out_c + 24 bytes) */
 } tk_conv2d_gemm_params_t;
 
 void tk_conv2d_gemm_s8(const tk_conv2d_gemm_params_t *p, const void *const *in, void *const *out, void *scratch);

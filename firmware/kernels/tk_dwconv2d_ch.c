@@ -1,8 +1,8 @@
 /* tinyml-kit kernel: channel-by-channel depthwise convolution for 3x3, 5x5 and 7x7 kernels, stride 1 or 2
  * (see tk_dwconv2d_ch.h), bit-exact with TFLite's reference DepthwiseConvPerChannel: taps in the padding
  * read the input zero point, which contributes 0 once the input offset is folded into the bias.
- * 3x3 (the MobileNet layers) runs on int16 rows, with Cortex-M4 assembly for blocks of four outputs;
- * 5x5 and 7x7 on a byte plane. */
+ * 3x3 (the MobileNet layers) runs on int16 rows, with Cortex-M4 assembly for the staging of four
+ * channels and for blocks of six outputs (three for a row's last 1 to 3); 5x5 and 7x7 on a byte plane. */
 #include "tk_dwconv2d_ch.h"
 
 #include <stddef.h>
@@ -278,24 +278,35 @@ TK_INLINE void dw_wide_row(const tk_dwconv2d_ch_params_t *p, const tk_dw_wide_t 
     }
 }
 
+/* Channel c's doubled bias, multiplier, add and shift (3x3: from its table, see the header). */
+static int32_t dw_const(const tk_dwconv2d_ch_params_t *p, int32_t c, int32_t which) {
+    if (p->k_w == 3) return p->dw3[(size_t)c * 10 + 6 + (size_t)which];
+    const int32_t *arrays[4] = {p->bias2, p->rq_mult, p->rq_add, p->rq_shift};
+    return arrays[which][c];
+}
+
+/* Channel c's doubled weight at (ky, kx). */
+static int32_t dw_tap(const tk_dwconv2d_ch_params_t *p, int32_t c, int32_t ky, int32_t kx) {
+    if (p->k_w == 3) { /* (2*w0, 2*w1), (2*w1, 2*w2) */
+        const int32_t *w = p->dw3 + (size_t)c * 10 + (size_t)(2 * ky);
+        return kx == 0 ? (int16_t)(w[0] & 0xffff) : kx == 1 ? w[0] >> 16 : w[1] >> 16;
+    }
+    const int32_t groups = (p->k_w + 3) / 4;
+    return tap(p->filter2 + (size_t)c * (size_t)(p->k_h * 4 * groups) + ky * 4 * groups, kx);
+}
+
 static void dw_wide(const tk_dwconv2d_ch_params_t *p, const int8_t *input, int8_t *output) {
     const int32_t k = p->k_w, s = p->stride_w, channels = p->channels, c8 = (channels + 7) & ~7;
-    const int32_t groups = (k + 3) / 4;
     int32_t wt[k * k * c8] __attribute__((aligned(32)));
     int32_t consts[4][c8] __attribute__((aligned(32)));
     int32_t ring[k * p->padded_w * c8] __attribute__((aligned(32)));
     memset(wt, 0, sizeof wt);
     for (int32_t c = 0; c < c8; ++c) {
-        const int inside = c < channels;
-        consts[0][c] = inside ? p->bias2[c] : 0;
-        consts[1][c] = inside ? p->rq_mult[c] : 0;
-        consts[2][c] = inside ? p->rq_add[c] : 0;
-        consts[3][c] = inside ? p->rq_shift[c] : 1;
+        for (int32_t i = 0; i < 4; ++i) consts[i][c] = c < channels ? dw_const(p, c, i) : i == 3;
     }
     for (int32_t c = 0; c < channels; ++c) {
-        const int16_t *f = p->filter2 + (size_t)c * (size_t)(k * 4 * groups);
         for (int32_t ky = 0; ky < k; ++ky) {
-            for (int32_t kx = 0; kx < k; ++kx) wt[(ky * k + kx) * c8 + c] = tap(f + ky * 4 * groups, kx);
+            for (int32_t kx = 0; kx < k; ++kx) wt[(ky * k + kx) * c8 + c] = dw_tap(p, c, ky, kx);
         }
     }
     const tk_dw_wide_t w = {wt, consts[0], consts[1], consts[2], consts[3], c8};
@@ -371,263 +382,457 @@ static void dw3_stage_row(const tk_dwconv2d_ch_params_t *p, const tk_dw_interior
     for (; i < n; ++i, src += stride) *d++ = src[0];
 }
 
-#if TK_HAVE_DSP
-/* Two pixels (src, src + stride) of four channels as each channel's halfword pair at d + k * set_hw. */
-TK_INLINE void dw3_pixels4(const int8_t *src, size_t stride, int16_t *d, size_t set_hw) {
-    uint32_t a, b;
-    memcpy(&a, src, 4);
-    memcpy(&b, src + stride, 4);
-    const int32_t ea = tk_even16(a), oa = tk_odd16(a), eb = tk_even16(b), ob = tk_odd16(b);
-    uint32_t c0, c1, c2, c3;
-    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(c0) : "r"(ea), "r"(eb));
-    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(c1) : "r"(oa), "r"(ob));
-    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(c2) : "r"(eb), "r"(ea));
-    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(c3) : "r"(ob), "r"(oa));
-    memcpy(d, &c0, 4);
-    memcpy(d + set_hw, &c1, 4);
-    memcpy(d + 2 * set_hw, &c2, 4);
-    memcpy(d + 3 * set_hw, &c3, 4);
-}
-#endif
-
 /* The same for channels c..c+3 at once into four row sets `set_hw` halfwords apart (channels a multiple
- * of 4: one word load gives the four channels of a pixel; with the DSP extension SXTB16 and PKHBT/PKHTB
- * turn two pixels into the four channels' halfword pairs). */
+ * of 4; with the DSP extension the rows inside the input go through dw3_stage4_asm instead). */
 static void dw3_stage_row4(const tk_dwconv2d_ch_params_t *p, const tk_dw_interior_t *r, const int8_t *input,
                            int32_t c, int32_t row, int16_t *dst, size_t set_hw) {
     const int32_t n = r->x1 - r->x0;
     int16_t *d = dst + r->x0;
     const int8_t *src = dw3_row_source(p, r, input, c, row);
-    if (src == NULL) {
+    if (src == NULL) { /* the zero point, two halfwords per store */
+        const uint32_t pad2 = (uint32_t)(uint16_t)p->pad_value * 0x10001u;
         for (int32_t k = 0; k < 4; ++k, d += set_hw) {
-            for (int32_t i = 0; i < n; ++i) d[i] = (int16_t)p->pad_value;
+            int32_t i = 0;
+            for (; i + 2 <= n; i += 2) memcpy(d + i, &pad2, 4);
+            if (i < n) d[i] = (int16_t)p->pad_value;
         }
         return;
     }
     const size_t stride = (size_t)p->channels;
-    int32_t i = 0;
-#if TK_HAVE_DSP
-    for (; i + 2 <= n; i += 2, src += 2 * stride, d += 2) dw3_pixels4(src, stride, d, set_hw);
-#endif
-    for (; i < n; ++i, src += stride, ++d) {
+    for (int32_t i = 0; i < n; ++i, src += stride, ++d) {
         for (int32_t k = 0; k < 4; ++k) d[(size_t)k * set_hw] = src[k];
     }
 }
 
+#if TK_HAVE_DSP
+/* What dw3_stage4_asm needs besides the rows (the assembly reads it: keep the offsets in step). */
+typedef struct {
+    int32_t stride;    /* 0: bytes between two pixels of the input (the channel count) */
+    int32_t span;      /* 4: bytes of a row's pixels in groups of four */
+    int32_t rem;       /* 8: the row's pixels after them, 0 to 3 */
+    int32_t src_adv;   /* 12: bytes from after a row's pixels to the next row's first */
+    int32_t dst_adv;   /* 16: bytes from after a staged row to the next row's first value */
+    int32_t set_bytes; /* 20: bytes between the row sets of two channels */
+} tk_dw3_stage_t;
+
+static void dw3_stage_plan(const tk_dwconv2d_ch_params_t *p, const tk_dw_interior_t *r, int32_t rw,
+                           size_t set_hw, tk_dw3_stage_t *st) {
+    const int32_t n = r->x1 - r->x0;
+    st->stride = p->channels;
+    st->span = (n & ~3) * p->channels;
+    st->rem = n & 3;
+    st->src_adv = (p->in_w - n) * p->channels;
+    st->dst_adv = 2 * (rw - n);
+    st->set_bytes = (int32_t)(2 * set_hw);
+}
+
+/* Two pixels (r7, r8) of four channels as each channel's halfword pair, stored at d0..d3 (r1, r4, r5,
+ * r6; +4 each): SXTB16 splits a pixel into channels (0, 2) and (1, 3), PKHBT/PKHTB pair the pixels. */
+#define TK_DW3_PAIR4                           \
+    "sxtb16 r9, r7\n\t"                        \
+    "sxtb16 r10, r8\n\t"                       \
+    "sxtb16 r7, r7, ror #8\n\t"                \
+    "sxtb16 r8, r8, ror #8\n\t"                \
+    "pkhbt r11, r9, r10, lsl #16\n\t"          \
+    "str r11, [r1], #4\n\t"                    \
+    "pkhtb r9, r10, r9, asr #16\n\t"           \
+    "str r9, [r5], #4\n\t"                     \
+    "pkhbt r11, r7, r8, lsl #16\n\t"           \
+    "str r11, [r4], #4\n\t"                    \
+    "pkhtb r7, r8, r7, asr #16\n\t"            \
+    "str r7, [r6], #4\n\t"
+#define TK_DW3_LOAD_PAIR                       \
+    "ldr r7, [r0]\n\t"                         \
+    "ldr r8, [r0, r3]\n\t"                     \
+    "add r0, r0, r3, lsl #1\n\t"
+
+/* `rows` rows of `src` (four channels per pixel, pixels st->stride bytes apart) from `dst` on, each
+ * channel's values as halfwords in its own row set (st->set_bytes apart). Four pixels per loop. */
+__attribute__((naked, noinline)) static void dw3_stage4_asm(const int8_t *src __attribute__((unused)),
+                                                           int16_t *dst __attribute__((unused)),
+                                                           int32_t rows __attribute__((unused)),
+                                                           const tk_dw3_stage_t *st __attribute__((unused))) {
+    __asm__ volatile(
+        "push {r4-r11, lr}\n\t"
+        "mov r12, r3\n\t"
+        "ldr r3, [r12, #0]\n\t"
+        "ldr r7, [r12, #20]\n\t"
+        "add r4, r1, r7\n\t"
+        "add r5, r4, r7\n\t"
+        "add r6, r5, r7\n\t"
+        "4:\n\t"
+        "ldr r7, [r12, #4]\n\t"
+        "add lr, r0, r7\n\t"
+        "cmp r0, lr\n\t"
+        "beq 2f\n\t"
+        "1:\n\t"
+        TK_DW3_LOAD_PAIR TK_DW3_PAIR4 TK_DW3_LOAD_PAIR TK_DW3_PAIR4
+        "cmp r0, lr\n\t"
+        "bne 1b\n\t"
+        "2:\n\t"
+        "ldr lr, [r12, #8]\n\t"
+        "tst lr, #2\n\t"
+        "beq 3f\n\t"
+        TK_DW3_LOAD_PAIR TK_DW3_PAIR4
+        "3:\n\t"
+        "tst lr, #1\n\t"
+        "beq 5f\n\t"
+        "ldr r7, [r0]\n\t"
+        "add r0, r0, r3\n\t"
+        "sxtb16 r9, r7\n\t"
+        "sxtb16 r7, r7, ror #8\n\t"
+        "strh r9, [r1], #2\n\t"
+        "strh r7, [r4], #2\n\t"
+        "lsr r9, r9, #16\n\t"
+        "lsr r7, r7, #16\n\t"
+        "strh r9, [r5], #2\n\t"
+        "strh r7, [r6], #2\n\t"
+        "5:\n\t"
+        "ldrd r7, r8, [r12, #12]\n\t"
+        "add r0, r0, r7\n\t"
+        "add r1, r1, r8\n\t"
+        "add r4, r4, r8\n\t"
+        "add r5, r5, r8\n\t"
+        "add r6, r6, r8\n\t"
+        "subs r2, r2, #1\n\t"
+        "bne 4b\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+#endif
+
 /* One channel's constants and loop state (the assembly below reads it: keep the offsets in step). */
 typedef struct {
-    int32_t w[6];          /* 0: per kernel row, halfword pairs (2*w0, 2*w1) and (2*w2, 0) */
+    int32_t w[6];          /* 0: per kernel row, halfword pairs (2*w0, 2*w1) and (2*w1, 2*w2) */
     int32_t bias2;         /* 24 */
     int32_t mult, add;     /* 28, 32 */
     int32_t shift;         /* 36 */
     int32_t out_stride;    /* 40: bytes between two outputs of the channel (the channel count) */
     int8_t *dst;           /* 44: the next output (the calls leave it after their last output) */
-    int32_t span;          /* 48: bytes from a row's first block to its last */
-    int32_t last;          /* 52: outputs in a row's last block, 1 to 4 */
+    int32_t span;          /* 48: bytes from a row's first block of six outputs to the end of its last */
+    int32_t last;          /* 52: outputs after a row's blocks of six, 0 to 5 */
     int32_t rows;          /* 56: output rows per call (the assembly counts them down) */
     int32_t advance;       /* 60: bytes from the row pointers after a row to the next row's */
     int32_t row_step;      /* 64: bytes between the first plane rows of two output rows */
     int32_t next;          /* 68: bytes from the row pointers after the last row to the next channel's
                             * first rows (its context follows), 0: none */
-} tk_dw3_ctx_t;            /* 72 bytes */
+    const int16_t *end;    /* 72: the assembly's own: where the current row's blocks of six end */
+    const int32_t *consts; /* 76: the channel's ten words of p->dw3, copied to offset 0 (w[6] .. shift)
+                            * by the assembly, or dw3_channel_consts */
+    int32_t single;        /* 80: 6 or 3 when a row is exactly one block of six or three (shorter
+                            * loops), else 0 */
+} tk_dw3_ctx_t;            /* 84 bytes */
 
-/* The fields of a context that depend on the channel: its weights and requantisation. */
-static void dw3_channel_consts(const tk_dwconv2d_ch_params_t *p, int32_t c, tk_dw3_ctx_t *q) {
-    const int16_t *f = p->filter2 + (size_t)c * 12; /* filter2 rows: (2*w0, 2*w2), (2*w1, 0) */
-    for (int32_t ky = 0; ky < 3; ++ky, f += 4) {
-        q->w[2 * ky] = (int32_t)((uint32_t)(uint16_t)f[0] | ((uint32_t)(uint16_t)f[2] << 16));
-        q->w[2 * ky + 1] = (int32_t)(uint32_t)(uint16_t)f[1];
-    }
-    q->bias2 = p->bias2[c];
-    q->mult = p->rq_mult[c];
-    q->add = p->rq_add[c];
-    q->shift = p->rq_shift[c];
+#define TK_DW3_BLOCK 6 /* outputs per block of the assembly; a row's last 1 to 3 outputs: a block of 3 */
+
+/* The fields of a context that depend on the channel: its weights and requantisation, the channel's
+ * ten words of p->dw3 (packed at compile time in the context's order). */
+static void dw3_channel_consts(tk_dw3_ctx_t *q) {
+    memcpy(q, q->consts, 10 * sizeof(int32_t)); /* w[6], bias2, mult, add, shift */
+}
+
+/* Bytes a row's blocks move the row pointers: 12 * stride per block of six, of which a row has
+ * out_w / 6, and one more when 4 or 5 outputs remain (the block of three moves nothing). */
+static int32_t dw3_row_bytes(const tk_dwconv2d_ch_params_t *p) {
+    const int32_t rem = p->out_w % TK_DW3_BLOCK, blocks = p->out_w / TK_DW3_BLOCK + (rem > 3);
+    return blocks * 2 * TK_DW3_BLOCK * p->stride_w;
 }
 
 /* The fields that every channel shares (set once per call; the rows and dst are set per channel). */
 static void dw3_shape(const tk_dwconv2d_ch_params_t *p, tk_dw3_ctx_t *q) {
     q->out_stride = p->channels;
-    const int32_t blocks = (p->out_w + 3) >> 2, block_bytes = 8 * p->stride_w;
-    q->span = (blocks - 1) * block_bytes;
-    q->last = p->out_w - 4 * (blocks - 1);
+    q->span = p->out_w / TK_DW3_BLOCK * 2 * TK_DW3_BLOCK * p->stride_w;
+    q->last = p->out_w % TK_DW3_BLOCK;
+    q->single = p->out_w == TK_DW3_BLOCK || p->out_w == TK_DW3_BLOCK / 2 ? p->out_w : 0;
     q->row_step = 2 * p->stride_h * dw3_row_halfwords(p);
-    q->advance = q->row_step - blocks * block_bytes;
+    q->advance = q->row_step - dw3_row_bytes(p);
 }
 
 #if TK_HAVE_DSP
-/* Full-range ([-128, 127]) output rows of a channel in Thumb-2 assembly (GCC spills this loop's 19 live
- * values badly): q->rows rows, four outputs per block; a row's last block stores only the outputs that
- * exist (it may read past the row, into the next row or the slack, for sums it drops). r0-r2: the
- * three rows at the first output, r3: the context. Per kernel row and block: the weights (one LDRD)
- * and the window as halfword pairs, (x0, x1) and (x2, x3) from one LDRD, the odd pairs from unaligned
- * loads; SMLAD takes two taps, SMLABB/SMLATB the third. Requantisation as tk_rq_fast_sat8: SMMLAR, the
- * sign fix, the shift and SSAT. */
-#define TK_DW3_RQ(ACC)                         \
-    "smmlar r11, " ACC ", r8, r9\n\t"          \
-    "add r11, r11, " ACC ", asr #31\n\t"       \
-    "asr r11, r11, r10\n\t"                    \
-    "ssat r11, #8, r11\n\t"
-#define TK_DW3_STORE4                          \
-    "ldrd r8, r9, [r12, #28]\n\t"              \
-    "ldr r10, [r12, #36]\n\t"                  \
-    TK_DW3_RQ("r4") "strb r11, [r3]\n\t"      \
-    "ldr r4, [r12, #40]\n\t"                   \
-    TK_DW3_RQ("r5") "strb r11, [r3, r4]\n\t"  \
-    "add r3, r3, r4, lsl #1\n\t"               \
-    TK_DW3_RQ("r6") "strb r11, [r3]\n\t"      \
-    TK_DW3_RQ("r7") "strb r11, [r3, r4]\n\t"  \
-    "add r3, r3, r4, lsl #1\n\t"
-#define TK_DW3_STORE_LAST                      \
-    "ldrd r8, r9, [r12, #28]\n\t"              \
-    "ldr r10, [r12, #36]\n\t"                  \
-    "ldr lr, [r12, #52]\n\t"                   \
-    TK_DW3_RQ("r4") "strb r11, [r3]\n\t"      \
-    "ldr r4, [r12, #40]\n\t"                   \
-    "add r3, r3, r4\n\t"                       \
-    TK_DW3_RQ("r5") "strb r11, [r3]\n\t"      \
-    "add r3, r3, r4\n\t"                       \
-    TK_DW3_RQ("r6") "strb r11, [r3]\n\t"      \
-    "add r3, r3, r4\n\t"                       \
-    "cmp lr, #3\n\t"                           \
-    "beq 3f\n\t"                               \
-    TK_DW3_RQ("r7") "strb r11, [r3]\n\t"      \
-    "add r3, r3, r4\n\t"                       \
-    "b 3f\n\t"
-/* the last block of a row when it has 1 or 2 outputs (in r4, r5) */
-#define TK_DW3_STORE_LAST2                     \
-    "ldrd r8, r9, [r12, #28]\n\t"              \
-    "ldr r10, [r12, #36]\n\t"                  \
-    TK_DW3_RQ("r4") "strb r11, [r3]\n\t"      \
-    "ldr r4, [r12, #40]\n\t"                   \
-    "add r3, r3, r4\n\t"                       \
-    "cmp lr, #1\n\t"                           \
-    "beq 3f\n\t"                               \
-    TK_DW3_RQ("r5") "strb r11, [r3]\n\t"      \
-    "add r3, r3, r4\n\t"                       \
-    "3:\n\t"
-/* COMPUTE: a block of four outputs, COMPUTE2: of two (r7 = the bias on entry). Loops: the channels of
- * the context array (q->next != 0: another one follows), each one's q->rows output rows, each row's
- * blocks; the last block of a row has 1 to 4 outputs. */
-#define TK_DW3_LOOPS(COMPUTE, COMPUTE2)        \
-    "push {r4-r11, lr}\n\t"                    \
-    "mov r12, r3\n\t"                          \
-    "ldr r3, [r12, #44]\n\t"                   \
-    "4:\n\t"                                   \
-    "ldr lr, [r12, #48]\n\t"                   \
-    "add lr, r0, lr\n\t"                       \
-    "cmp r0, lr\n\t"                           \
-    "beq 2f\n\t"                               \
-    "1:\n\t"                                   \
-    "ldr r7, [r12, #24]\n\t" COMPUTE           \
-    TK_DW3_STORE4                              \
-    "cmp r0, lr\n\t"                           \
-    "bne 1b\n\t"                               \
-    "2:\n\t"                                   \
-    "ldr r7, [r12, #24]\n\t"                   \
-    "ldr lr, [r12, #52]\n\t"                   \
-    "cmp lr, #2\n\t"                           \
-    "bls 6f\n\t"                               \
-    COMPUTE TK_DW3_STORE_LAST                  \
-    "6:\n\t"                                   \
-    COMPUTE2 TK_DW3_STORE_LAST2                \
-    "ldr r8, [r12, #56]\n\t"                   \
-    "subs r8, r8, #1\n\t"                      \
-    "beq 5f\n\t"                               \
-    "str r8, [r12, #56]\n\t"                   \
-    "ldr r8, [r12, #60]\n\t"                   \
-    "add r0, r0, r8\n\t"                       \
-    "add r1, r1, r8\n\t"                       \
-    "add r2, r2, r8\n\t"                       \
-    "b 4b\n\t"                                 \
-    "5:\n\t"                                   \
-    "str r3, [r12, #44]\n\t"                   \
-    "ldr r8, [r12, #68]\n\t"                   \
-    "cmp r8, #0\n\t"                           \
-    "beq 8f\n\t"                               \
-    "add r0, r0, r8\n\t"                       \
-    "add r1, r1, r8\n\t"                       \
-    "add r2, r2, r8\n\t"                       \
-    "add r12, r12, #72\n\t"                    \
-    "ldr r3, [r12, #44]\n\t"                   \
-    "b 4b\n\t"                                 \
-    "8:\n\t"                                   \
-    "pop {r4-r11, pc}\n\t"
+/* Full-range ([-128, 127]) output rows of a channel in Thumb-2 assembly (GCC spills this loop's live
+ * values badly): q->rows rows, six outputs per block, then the row's last 4 or 5 outputs from a block of
+ * six or its last 1 to 3 from a block of three, storing only the outputs that exist (the sums past the
+ * row read past it, into the next row or the slack, and are dropped). r0-r2: the three rows at the
+ * first output, r12: the context; the sums r3-r7, lr (the bias on entry, in the last sum to start); the
+ * output pointer and the row's end live in the context. Per kernel row and block: the weights (one
+ * LDRD: (w0, w1) and (w1, w2)) and the window as halfword pairs from LDRDs; output i takes SMLAD of
+ * (x_i, x_i+1) with (w0, w1) and SMLABT of x_i+2 with w2, or (stride 1, odd i) SMLATB of x_i with w0
+ * and SMLAD of (x_i+1, x_i+2) with (w1, w2). Requantisation as tk_rq_fast_sat8: SMMLAR, the sign fix,
+ * the shift and SSAT, into T. */
+#define TK_DW3_RQ(ACC, T)                          \
+    "smmlar " T ", " ACC ", r8, r9\n\t"            \
+    "add " T ", " T ", " ACC ", asr #31\n\t"       \
+    "asr " T ", " T ", r10\n\t"                    \
+    "ssat " T ", #8, " T "\n\t"
+/* the first four outputs of a block of six (r3-r6), the output pointer left in r4 on the fifth one's
+ * place, the stride in r5 */
+#define TK_DW3_STORE_FIRST4                        \
+    "ldrd r8, r9, [r12, #28]\n\t"                  \
+    "ldr r10, [r12, #36]\n\t"                      \
+    TK_DW3_RQ("r3", "r11") TK_DW3_RQ("r4", "r3")   \
+    "ldr r4, [r12, #44]\n\t"                       \
+    "strb r11, [r4]\n\t"                           \
+    TK_DW3_RQ("r5", "r11")                         \
+    "ldr r5, [r12, #40]\n\t"                       \
+    "strb r3, [r4, r5]\n\t"                        \
+    "add r4, r4, r5, lsl #1\n\t"                   \
+    "strb r11, [r4]\n\t"                           \
+    TK_DW3_RQ("r6", "r3")                          \
+    "strb r3, [r4, r5]\n\t"                        \
+    "add r4, r4, r5, lsl #1\n\t"
+#define TK_DW3_STORE6                              \
+    TK_DW3_STORE_FIRST4                            \
+    TK_DW3_RQ("r7", "r11") TK_DW3_RQ("lr", "r3")   \
+    "strb r11, [r4]\n\t"                           \
+    "strb r3, [r4, r5]\n\t"                        \
+    "add r4, r4, r5, lsl #1\n\t"                   \
+    "str r4, [r12, #44]\n\t"
+/* the last block of a row when it has 4 or 5 outputs */
+#define TK_DW3_STORE_LAST6                         \
+    TK_DW3_STORE_FIRST4                            \
+    "ldr r6, [r12, #52]\n\t"                       \
+    "cmp r6, #4\n\t"                               \
+    "beq 7f\n\t"                                   \
+    TK_DW3_RQ("r7", "r11")                         \
+    "strb r11, [r4]\n\t"                           \
+    "add r4, r4, r5\n\t"                           \
+    "7:\n\t"                                       \
+    "str r4, [r12, #44]\n\t"
+/* a block of three outputs (r3-r5), all stored */
+#define TK_DW3_STORE3                              \
+    "ldrd r8, r9, [r12, #28]\n\t"                  \
+    "ldr r10, [r12, #36]\n\t"                      \
+    "ldrd r7, r6, [r12, #40]\n\t"                  \
+    TK_DW3_RQ("r3", "r11") TK_DW3_RQ("r4", "r3")   \
+    "strb r11, [r6]\n\t"                           \
+    "strb r3, [r6, r7]\n\t"                        \
+    "add r6, r6, r7, lsl #1\n\t"                   \
+    TK_DW3_RQ("r5", "r11")                         \
+    "strb r11, [r6]\n\t"                           \
+    "add r6, r6, r7\n\t"                           \
+    "str r6, [r12, #44]\n\t"
+/* the last block of a row when it has 1 to 3 outputs (in r3-r5) */
+#define TK_DW3_STORE_LAST3                         \
+    "ldrd r8, r9, [r12, #28]\n\t"                  \
+    "ldr r10, [r12, #36]\n\t"                      \
+    "ldrd r7, r6, [r12, #40]\n\t"                  \
+    "ldr lr, [r12, #52]\n\t"                       \
+    TK_DW3_RQ("r3", "r11")                         \
+    "strb r11, [r6]\n\t"                           \
+    "add r6, r6, r7\n\t"                           \
+    "cmp lr, #1\n\t"                               \
+    "beq 7f\n\t"                                   \
+    TK_DW3_RQ("r4", "r11")                         \
+    "strb r11, [r6]\n\t"                           \
+    "add r6, r6, r7\n\t"                           \
+    "cmp lr, #2\n\t"                               \
+    "beq 7f\n\t"                                   \
+    TK_DW3_RQ("r5", "r11")                         \
+    "strb r11, [r6]\n\t"                           \
+    "add r6, r6, r7\n\t"                           \
+    "7:\n\t"                                       \
+    "str r6, [r12, #44]\n\t"
+/* the channel's constants (its ten words of p->dw3) into the context */
+#define TK_DW3_CONSTS                              \
+    "ldr r8, [r12, #76]\n\t"                       \
+    "ldm r8, {r3-r11, lr}\n\t"                     \
+    "stm r12, {r3-r11, lr}\n\t"
+/* COMPUTE6: a block of six outputs (lr = the bias on entry; moves the row pointers past the block),
+ * COMPUTE3: of three (r5 = the bias on entry; moves nothing). Loops: the channels of the context array
+ * (q->next != 0: another one follows), each one's q->rows output rows, each row's blocks of six, then
+ * its last 1 to 5 outputs (out of line, after the return: rows of a multiple of six skip them); rows of
+ * exactly six or three outputs (q->single) take loops of their own. */
+#define TK_DW3_LOOPS(COMPUTE6, COMPUTE3)           \
+    "push {r4-r11, lr}\n\t"                        \
+    "mov r12, r3\n\t"                              \
+    "ldr r8, [r12, #80]\n\t"                       \
+    "cmp r8, #3\n\t"                               \
+    "beq 13f\n\t"                                  \
+    "bhi 11f\n\t"                                  \
+    "0:\n\t"                                       \
+    TK_DW3_CONSTS                                  \
+    "4:\n\t"                                       \
+    "ldr r8, [r12, #48]\n\t"                       \
+    "add r8, r0, r8\n\t"                           \
+    "str r8, [r12, #72]\n\t"                       \
+    "cmp r0, r8\n\t"                               \
+    "beq 2f\n\t"                                   \
+    "1:\n\t"                                       \
+    "ldr lr, [r12, #24]\n\t" COMPUTE6              \
+    TK_DW3_STORE6                                  \
+    "ldr r8, [r12, #72]\n\t"                       \
+    "cmp r0, r8\n\t"                               \
+    "bne 1b\n\t"                                   \
+    "2:\n\t"                                       \
+    "ldr r8, [r12, #52]\n\t"                       \
+    "cmp r8, #0\n\t"                               \
+    "bne 9f\n\t"                                   \
+    "3:\n\t"                                       \
+    "ldrd r8, r9, [r12, #56]\n\t"                  \
+    "subs r8, r8, #1\n\t"                          \
+    "beq 5f\n\t"                                   \
+    "str r8, [r12, #56]\n\t"                       \
+    "add r0, r0, r9\n\t"                           \
+    "add r1, r1, r9\n\t"                           \
+    "add r2, r2, r9\n\t"                           \
+    "b 4b\n\t"                                     \
+    "5:\n\t"                                       \
+    "ldr r8, [r12, #68]\n\t"                       \
+    "cmp r8, #0\n\t"                               \
+    "beq 8f\n\t"                                   \
+    "add r0, r0, r8\n\t"                           \
+    "add r1, r1, r8\n\t"                           \
+    "add r2, r2, r8\n\t"                           \
+    "add r12, r12, #84\n\t"                        \
+    "b 0b\n\t"                                     \
+    "8:\n\t"                                       \
+    "pop {r4-r11, pc}\n\t"                         \
+    "9:\n\t"                                       \
+    "cmp r8, #3\n\t"                               \
+    "bhi 6f\n\t"                                   \
+    "ldr r5, [r12, #24]\n\t"                       \
+    COMPUTE3 TK_DW3_STORE_LAST3                    \
+    "b 3b\n\t"                                     \
+    "6:\n\t"                                       \
+    "ldr lr, [r12, #24]\n\t"                       \
+    COMPUTE6 TK_DW3_STORE_LAST6                    \
+    "b 3b\n\t"                                     \
+    "11:\n\t"                                      \
+    TK_DW3_CONSTS                                  \
+    "10:\n\t"                                      \
+    "ldr lr, [r12, #24]\n\t"                       \
+    COMPUTE6 TK_DW3_STORE6                         \
+    "ldrd r8, r9, [r12, #56]\n\t"                  \
+    "subs r8, r8, #1\n\t"                          \
+    "beq 12f\n\t"                                  \
+    "str r8, [r12, #56]\n\t"                       \
+    "add r0, r0, r9\n\t"                           \
+    "add r1, r1, r9\n\t"                           \
+    "add r2, r2, r9\n\t"                           \
+    "b 10b\n\t"                                    \
+    "12:\n\t"                                      \
+    "ldr r8, [r12, #68]\n\t"                       \
+    "cmp r8, #0\n\t"                               \
+    "beq 8b\n\t"                                   \
+    "add r0, r0, r8\n\t"                           \
+    "add r1, r1, r8\n\t"                           \
+    "add r2, r2, r8\n\t"                           \
+    "add r12, r12, #84\n\t"                        \
+    "b 11b\n\t"                                    \
+    "13:\n\t"                                      \
+    TK_DW3_CONSTS                                  \
+    "14:\n\t"                                      \
+    "ldr r5, [r12, #24]\n\t"                       \
+    COMPUTE3 TK_DW3_STORE3                         \
+    "ldrd r8, r9, [r12, #56]\n\t"                  \
+    "subs r8, r8, #1\n\t"                          \
+    "beq 15f\n\t"                                  \
+    "str r8, [r12, #56]\n\t"                       \
+    "add r0, r0, r9\n\t"                           \
+    "add r1, r1, r9\n\t"                           \
+    "add r2, r2, r9\n\t"                           \
+    "b 14b\n\t"                                    \
+    "15:\n\t"                                      \
+    "ldr r8, [r12, #68]\n\t"                       \
+    "cmp r8, #0\n\t"                               \
+    "beq 8b\n\t"                                   \
+    "add r0, r0, r8\n\t"                           \
+    "add r1, r1, r8\n\t"                           \
+    "add r2, r2, r8\n\t"                           \
+    "add r12, r12, #84\n\t"                        \
+    "b 13b\n\t"
 
 /* r0-r2: the rows, r3: the context (read by the assembly only) */
 #define TK_DW3_ASM_ARGS                                                                             \
     const int16_t *r0 __attribute__((unused)), const int16_t *r1 __attribute__((unused)),          \
         const int16_t *r2 __attribute__((unused)), tk_dw3_ctx_t *q __attribute__((unused))
 
-/* One kernel row of a block: input row pointer P, the row's weights at byte W of the context. The first
- * multiply-add into the sums r4, r5, r6 adds to A4, A5, A6: r7 (the bias) in the first kernel row, which
- * starts every sum at the bias, else the sums themselves; r7 is also the fourth sum. */
-/* stride 1: outputs 0..3 read x0..x5 of each row */
-#define TK_DW3S1_ROW(P, W, A4, A5, A6)          \
+/* One kernel row of a block: input row pointer P, the row's weights at byte W of the context. The
+ * first multiply-add into each sum adds to B3..B7: the bias (lr, or r5 for three outputs: the sum
+ * that starts last) in the first kernel row, which starts every sum at the bias, else the sum itself. */
+/* stride 1, six outputs (r3, r4, r5, r6, r7, lr) read x0..x7 as pairs (x0,x1) (x2,x3) (x4,x5) (x6,x7)
+ * from two LDRDs: output i takes (x_i, x_i+1) . (w0, w1) and x_i+2 * w2 when i is even, x_i * w0 and
+ * (x_i+1, x_i+2) . (w1, w2) when odd, so no load straddles a pair */
+#define TK_DW3S1_ROW6(P, W, B3, B4, B5, B6, B7) \
     "ldrd r8, r9, [r12, #" W "]\n\t"           \
-    "ldrd r10, r11, [" P "], #8\n\t"           \
-    "smlad r4, r10, r8, " A4 "\n\t"            \
-    "smlad r6, r11, r8, " A6 "\n\t"            \
-    "smlabb r4, r11, r9, r4\n\t"               \
-    "smlatb r5, r11, r9, " A5 "\n\t"           \
-    "ldr r10, [" P ", #-6]\n\t"                \
-    "smlad r5, r10, r8, r5\n\t"                \
-    "ldr r10, [" P ", #-2]\n\t"                \
-    "smlad r7, r10, r8, r7\n\t"                \
-    "ldr r10, [" P "]\n\t"                     \
-    "smlabb r6, r10, r9, r6\n\t"               \
-    "smlatb r7, r10, r9, r7\n\t"
-#define TK_DW3S1_BLOCK \
-    TK_DW3S1_ROW("r0", "0", "r7", "r7", "r7") TK_DW3S1_ROW("r1", "8", "r4", "r5", "r6") \
-    TK_DW3S1_ROW("r2", "16", "r4", "r5", "r6")
-/* two outputs: x0..x3 */
-#define TK_DW3S1_ROW2(P, W, A4, A5)             \
+    "ldrd r10, r11, [" P "], #12\n\t"          \
+    "smlad r3, r10, r8, " B3 "\n\t"            \
+    "smlatb r4, r10, r8, " B4 "\n\t"           \
+    "smlabt r3, r11, r9, r3\n\t"               \
+    "smlad r4, r11, r9, r4\n\t"                \
+    "smlad r5, r11, r8, " B5 "\n\t"            \
+    "smlatb r6, r11, r8, " B6 "\n\t"           \
+    "ldrd r10, r11, [" P ", #-4]\n\t"          \
+    "smlabt r5, r10, r9, r5\n\t"               \
+    "smlad r6, r10, r9, r6\n\t"                \
+    "smlad r7, r10, r8, " B7 "\n\t"            \
+    "smlatb lr, r10, r8, lr\n\t"               \
+    "smlabt r7, r11, r9, r7\n\t"               \
+    "smlad lr, r11, r9, lr\n\t"
+#define TK_DW3S1_BLOCK6                                            \
+    TK_DW3S1_ROW6("r0", "0", "lr", "lr", "lr", "lr", "lr")         \
+    TK_DW3S1_ROW6("r1", "8", "r3", "r4", "r5", "r6", "r7")         \
+    TK_DW3S1_ROW6("r2", "16", "r3", "r4", "r5", "r6", "r7")
+/* stride 1, three outputs (r3, r4, r5): x0..x4 */
+#define TK_DW3S1_ROW3(P, W, B3, B4, B5)         \
     "ldrd r8, r9, [r12, #" W "]\n\t"           \
-    "ldrd r10, r11, [" P "], #8\n\t"           \
-    "smlad r4, r10, r8, " A4 "\n\t"            \
-    "smlabb r4, r11, r9, r4\n\t"               \
-    "smlatb r5, r11, r9, " A5 "\n\t"           \
-    "ldr r10, [" P ", #-6]\n\t"                \
-    "smlad r5, r10, r8, r5\n\t"
-#define TK_DW3S1_BLOCK2 \
-    TK_DW3S1_ROW2("r0", "0", "r7", "r7") TK_DW3S1_ROW2("r1", "8", "r4", "r5") \
-    TK_DW3S1_ROW2("r2", "16", "r4", "r5")
+    "ldrd r10, r11, [" P "]\n\t"               \
+    "smlad r3, r10, r8, " B3 "\n\t"            \
+    "smlatb r4, r10, r8, " B4 "\n\t"           \
+    "smlabt r3, r11, r9, r3\n\t"               \
+    "smlad r4, r11, r9, r4\n\t"                \
+    "smlad r5, r11, r8, " B5 "\n\t"            \
+    "ldr r10, [" P ", #8]\n\t"                 \
+    "smlabt r5, r10, r9, r5\n\t"
+#define TK_DW3S1_BLOCK3                                            \
+    TK_DW3S1_ROW3("r0", "0", "r5", "r5", "r5")                     \
+    TK_DW3S1_ROW3("r1", "8", "r3", "r4", "r5")                     \
+    TK_DW3S1_ROW3("r2", "16", "r3", "r4", "r5")
 
 __attribute__((naked, noinline)) static void dw3s1_rows_asm(TK_DW3_ASM_ARGS) {
-    __asm__ volatile(TK_DW3_LOOPS(TK_DW3S1_BLOCK, TK_DW3S1_BLOCK2));
+    __asm__ volatile(TK_DW3_LOOPS(TK_DW3S1_BLOCK6, TK_DW3S1_BLOCK3));
 }
 
-/* stride 2: outputs 0..3 read x0..x8 of each row */
-#define TK_DW3S2_ROW(P, W, A4, A5, A6)          \
+/* stride 2, six outputs: x0..x12, pairs (x0,x1)..(x10,x11) from three LDRDs, x12 from one LDR */
+#define TK_DW3S2_ROW6(P, W, B3, B4, B5, B6, B7) \
     "ldrd r8, r9, [r12, #" W "]\n\t"           \
-    "ldrd r10, r11, [" P "], #16\n\t"          \
-    "smlad r4, r10, r8, " A4 "\n\t"            \
-    "smlabb r4, r11, r9, r4\n\t"               \
-    "smlad r5, r11, r8, " A5 "\n\t"            \
+    "ldrd r10, r11, [" P "], #24\n\t"          \
+    "smlad r3, r10, r8, " B3 "\n\t"            \
+    "smlabt r3, r11, r9, r3\n\t"               \
+    "smlad r4, r11, r8, " B4 "\n\t"            \
+    "ldrd r10, r11, [" P ", #-16]\n\t"         \
+    "smlabt r4, r10, r9, r4\n\t"               \
+    "smlad r5, r10, r8, " B5 "\n\t"            \
+    "smlabt r5, r11, r9, r5\n\t"               \
+    "smlad r6, r11, r8, " B6 "\n\t"            \
     "ldrd r10, r11, [" P ", #-8]\n\t"          \
-    "smlabb r5, r10, r9, r5\n\t"               \
-    "smlad r6, r10, r8, " A6 "\n\t"            \
-    "smlabb r6, r11, r9, r6\n\t"               \
-    "smlad r7, r11, r8, r7\n\t"                \
+    "smlabt r6, r10, r9, r6\n\t"               \
+    "smlad r7, r10, r8, " B7 "\n\t"            \
+    "smlabt r7, r11, r9, r7\n\t"               \
+    "smlad lr, r11, r8, lr\n\t"                \
     "ldr r10, [" P "]\n\t"                     \
-    "smlabb r7, r10, r9, r7\n\t"
-#define TK_DW3S2_BLOCK \
-    TK_DW3S2_ROW("r0", "0", "r7", "r7", "r7") TK_DW3S2_ROW("r1", "8", "r4", "r5", "r6") \
-    TK_DW3S2_ROW("r2", "16", "r4", "r5", "r6")
-/* two outputs: x0..x4 */
-#define TK_DW3S2_ROW2(P, W, A4, A5)             \
+    "smlabt lr, r10, r9, lr\n\t"
+#define TK_DW3S2_BLOCK6                                            \
+    TK_DW3S2_ROW6("r0", "0", "lr", "lr", "lr", "lr", "lr")         \
+    TK_DW3S2_ROW6("r1", "8", "r3", "r4", "r5", "r6", "r7")         \
+    TK_DW3S2_ROW6("r2", "16", "r3", "r4", "r5", "r6", "r7")
+/* stride 2, three outputs: x0..x6 (two LDRDs) */
+#define TK_DW3S2_ROW3(P, W, B3, B4, B5)         \
     "ldrd r8, r9, [r12, #" W "]\n\t"           \
-    "ldrd r10, r11, [" P "], #16\n\t"          \
-    "smlad r4, r10, r8, " A4 "\n\t"            \
-    "smlabb r4, r11, r9, r4\n\t"               \
-    "smlad r5, r11, r8, " A5 "\n\t"            \
-    "ldr r10, [" P ", #-8]\n\t"                \
-    "smlabb r5, r10, r9, r5\n\t"
-#define TK_DW3S2_BLOCK2 \
-    TK_DW3S2_ROW2("r0", "0", "r7", "r7") TK_DW3S2_ROW2("r1", "8", "r4", "r5") \
-    TK_DW3S2_ROW2("r2", "16", "r4", "r5")
+    "ldrd r10, r11, [" P "]\n\t"               \
+    "smlad r3, r10, r8, " B3 "\n\t"            \
+    "smlabt r3, r11, r9, r3\n\t"               \
+    "smlad r4, r11, r8, " B4 "\n\t"            \
+    "ldrd r10, r11, [" P ", #8]\n\t"           \
+    "smlabt r4, r10, r9, r4\n\t"               \
+    "smlad r5, r10, r8, " B5 "\n\t"            \
+    "smlabt r5, r11, r9, r5\n\t"
+#define TK_DW3S2_BLOCK3                                            \
+    TK_DW3S2_ROW3("r0", "0", "r5", "r5", "r5")                     \
+    TK_DW3S2_ROW3("r1", "8", "r3", "r4", "r5")                     \
+    TK_DW3S2_ROW3("r2", "16", "r3", "r4", "r5")
 
 __attribute__((naked, noinline)) static void dw3s2_rows_asm(TK_DW3_ASM_ARGS) {
-    __asm__ volatile(TK_DW3_LOOPS(TK_DW3S2_BLOCK, TK_DW3S2_BLOCK2));
+    __asm__ volatile(TK_DW3_LOOPS(TK_DW3S2_BLOCK6, TK_DW3S2_BLOCK3));
 }
 
 /* One output at column x (the sum before requantisation); reads one halfword past the window. */
@@ -638,7 +843,7 @@ TK_INLINE int32_t dw3_one(const int16_t *const *rows, int32_t x, const tk_dw3_ct
         memcpy(&v01, rows[ky] + x, 4);
         memcpy(&v2, rows[ky] + x + 2, 4);
         a = __smlad(v01, q->w[2 * ky], a);
-        a = __smlabb(v2, q->w[2 * ky + 1], a);
+        a = __smlabb(v2, q->w[2 * ky + 1] >> 16, a);
     }
     return a;
 }
@@ -648,7 +853,7 @@ TK_INLINE int32_t dw3_one(const int16_t *const *rows, int32_t x, const tk_dw3_ct
     for (int32_t ky = 0; ky < 3; ++ky) {
         const int16_t *r = rows[ky] + x;
         const int32_t w01 = q->w[2 * ky];
-        const int32_t w0 = (int16_t)(w01 & 0xffff), w1 = w01 >> 16, w2 = (int16_t)q->w[2 * ky + 1];
+        const int32_t w0 = (int16_t)(w01 & 0xffff), w1 = w01 >> 16, w2 = q->w[2 * ky + 1] >> 16;
         a += r[0] * w0 + r[1] * w1 + r[2] * w2;
     }
     return a;
@@ -658,8 +863,8 @@ TK_INLINE int32_t dw3_one(const int16_t *const *rows, int32_t x, const tk_dw3_ct
 /* q->rows output rows of each of the `group` channels q[0..group) (rows[ky]: kernel row ky of channel
  * q[0]'s first output row; the next channel's rows set_hw halfwords further; each output row q->row_step
  * bytes further; q->dst: the first output, left after the last). */
-static void dw3_run(const tk_dwconv2d_ch_params_t *p, const int16_t *const *rows, int32_t group,
-                    size_t set_hw, tk_dw3_ctx_t *q, const int full) {
+TK_INLINE void dw3_run(const tk_dwconv2d_ch_params_t *p, const int16_t *const *rows, int32_t group,
+                       size_t set_hw, tk_dw3_ctx_t *q, const int full) {
     const int32_t s = p->stride_w;
 #if TK_HAVE_DSP
     if (full) {
@@ -672,6 +877,7 @@ static void dw3_run(const tk_dwconv2d_ch_params_t *p, const int16_t *const *rows
     }
 #endif
     for (int32_t k = 0; k < group; ++k, ++q) {
+        dw3_channel_consts(q);
         const tk_dw_rq_t rq = {q->mult, q->add, q->shift, p->act_min, p->act_max};
         const size_t step = (size_t)q->row_step / 2, offset = (size_t)k * set_hw;
         const int16_t *at[3] = {rows[0] + offset, rows[1] + offset, rows[2] + offset};
@@ -686,65 +892,103 @@ static void dw3_run(const tk_dwconv2d_ch_params_t *p, const int16_t *const *rows
     }
 }
 
-/* Stage plane row `row` of channels c0.. (group 1 or 4) into row `slot` of their row sets. */
-static void dw3_stage(const tk_dwconv2d_ch_params_t *p, const tk_dw_interior_t *r, const int8_t *input,
-                      int32_t c0, int32_t group, int32_t row, int16_t *set, size_t set_hw, int32_t rw,
-                      int32_t slot) {
-    int16_t *dst = set + (size_t)slot * (size_t)rw;
-    if (group == 4) {
-        dw3_stage_row4(p, r, input, c0, row, dst, set_hw);
-    } else {
-        dw3_stage_row(p, r, input, c0, row, dst);
+/* Where and how the rows of a call are staged. */
+typedef struct {
+    const tk_dwconv2d_ch_params_t *p;
+    const int8_t *input;
+    int16_t *sets;
+    size_t set_hw;
+    int32_t rw, group;
+    tk_dw_interior_t r;
+#if TK_HAVE_DSP
+    tk_dw3_stage_t st;
+#endif
+} tk_dw3_stager_t;
+
+/* Stage plane rows [row, row + count) of channels c0.. (group 1 or 4) into consecutive rows of their
+ * row sets from dst (channel c0's set) on. */
+TK_INLINE void dw3_stage(const tk_dw3_stager_t *g, int32_t c0, int32_t row, int32_t count, int16_t *dst) {
+#if TK_HAVE_DSP
+    if (g->group == 4 && row >= g->r.y0 && row + count <= g->r.y1) { /* rows inside the input */
+        if (count > 0) {
+            dw3_stage4_asm(dw3_row_source(g->p, &g->r, g->input, c0, row), dst + g->r.x0, count, &g->st);
+        }
+        return;
+    }
+#endif
+    for (int32_t k = 0; k < count; ++k, dst += g->rw) {
+        if (g->group == 4) {
+            dw3_stage_row4(g->p, &g->r, g->input, c0, row + k, dst, g->set_hw);
+        } else {
+            dw3_stage_row(g->p, &g->r, g->input, c0, row + k, dst);
+        }
     }
 }
 
 /* The 3x3 kernel. */
 static void dw3(const tk_dwconv2d_ch_params_t *p, const int8_t *input, int8_t *output, int16_t *sets) {
-    const tk_dw_interior_t r = interior(p);
     const int32_t rw = dw3_row_halfwords(p), dil = p->dilation_h, slots = p->ring_rows;
     const int32_t group = p->channel_group == 4 ? 4 : 1, plane = slots >= p->padded_h;
     const int32_t step = p->stride_h % slots;
     const size_t set_hw = (size_t)slots * (size_t)rw;
+    tk_dw3_stager_t g = {p, input, sets, set_hw, rw, group, interior(p)};
+#if TK_HAVE_DSP
+    dw3_stage_plan(p, &g.r, rw, set_hw, &g.st);
+#endif
     const int full = p->act_min == -128 && p->act_max == 127;
-    for (size_t i = 0; i < (size_t)group * set_hw; ++i) sets[i] = (int16_t)p->pad_value; /* the padding */
+    const uint32_t pad2 = (uint32_t)(uint16_t)p->pad_value * 0x10001u; /* the padding, two per store */
+    for (size_t i = 0; i < (size_t)group * set_hw; i += 2) memcpy(sets + i, &pad2, 4); /* set_hw is even */
     tk_dw3_ctx_t q[4];
     for (int32_t k = 0; k < group; ++k) {
         dw3_shape(p, &q[k]);
         /* the row pointers end after the last block of the last row (output row rows - 1) */
-        const int32_t used = (plane ? p->out_h - 1 : 0) * q[k].row_step + q[k].span + 8 * p->stride_w;
+        const int32_t used = (plane ? p->out_h - 1 : 0) * q[k].row_step + dw3_row_bytes(p);
         q[k].next = k + 1 < group ? (int32_t)(2 * set_hw) - used : 0;
     }
     const int32_t rows_per_call = plane ? p->out_h : 1;
     for (int32_t c0 = 0; c0 < p->channels; c0 += group) {
         for (int32_t k = 0; k < group; ++k) {
-            dw3_channel_consts(p, c0 + k, &q[k]);
+            q[k].consts = p->dw3 + (size_t)(c0 + k) * 10;
             q[k].dst = output + (size_t)(c0 + k);
             q[k].rows = rows_per_call; /* the assembly counts it down */
         }
         if (plane) { /* the input rows (the padding rows keep the zero point), then every output row */
-            for (int32_t row = r.y0; row < r.y1; ++row) {
-                dw3_stage(p, &r, input, c0, group, row, sets, set_hw, rw, row);
-            }
+            dw3_stage(&g, c0, g.r.y0, g.r.y1 - g.r.y0, sets + (size_t)g.r.y0 * (size_t)rw);
             const int16_t *rows[3] = {sets, sets + (size_t)(dil * rw), sets + (size_t)(2 * dil * rw)};
             dw3_run(p, rows, group, set_hw, q, full);
             continue;
         }
-        int32_t next = 0, next_slot = 0; /* the next plane row to stage and its slot */
-        int32_t top_slot = 0;            /* the slot of the output row's first plane row */
+        /* a ring: plane row r in slot r % slots, staged just before the first output row that reads it */
+        int16_t *const ring_end = sets + set_hw;
+        int16_t *stage_at = sets;    /* the slot of the next plane row to stage */
+        const int16_t *top = sets;   /* the slot of the output row's first plane row */
+        int32_t next = 0;            /* the next plane row to stage */
+#if TK_HAVE_DSP
+        const int8_t *src = dw3_row_source(p, &g.r, input, c0, g.r.y0); /* the next input row (in order) */
+#endif
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
             for (const int32_t bottom = oy * p->stride_h + 2 * dil; next <= bottom; ++next) {
-                dw3_stage(p, &r, input, c0, group, next, sets, set_hw, rw, next_slot);
-                next_slot = next_slot + 1 == slots ? 0 : next_slot + 1;
+#if TK_HAVE_DSP
+                if (group == 4 && next >= g.r.y0 && next < g.r.y1) {
+                    dw3_stage4_asm(src, stage_at + g.r.x0, 1, &g.st);
+                    src += (size_t)p->in_w * (size_t)p->channels;
+                } else {
+                    dw3_stage(&g, c0, next, 1, stage_at);
+                }
+#else
+                dw3_stage(&g, c0, next, 1, stage_at);
+#endif
+                stage_at += rw;
+                stage_at = stage_at == ring_end ? sets : stage_at;
             }
-            int32_t mid_slot = top_slot + dil, low_slot = top_slot + 2 * dil;
-            mid_slot -= mid_slot >= slots ? slots : 0;
-            low_slot -= low_slot >= slots ? slots : 0;
-            const int16_t *rows[3] = {sets + (size_t)top_slot * (size_t)rw,
-                                      sets + (size_t)mid_slot * (size_t)rw,
-                                      sets + (size_t)low_slot * (size_t)rw};
+            const int16_t *mid = top + (size_t)(dil * rw), *low;
+            mid -= mid >= ring_end ? set_hw : 0;
+            low = mid + (size_t)(dil * rw);
+            low -= low >= ring_end ? set_hw : 0;
+            const int16_t *rows[3] = {top, mid, low};
             dw3_run(p, rows, group, set_hw, q, full); /* leaves every q[k].dst on its next output row */
-            top_slot += step;
-            top_slot -= top_slot >= slots ? slots : 0;
+            top += (size_t)(step * rw);
+            top -= top >= ring_end ? set_hw : 0;
         }
     }
 }

@@ -1,6 +1,6 @@
 """The channel-wise depthwise kernel (tk_dwconv2d_ch) on awkward shapes, against an exact NumPy model of
 TFLite's DepthwiseConvPerChannel: the 3x3 layouts (one or four channels at a time, whole planes or rings
-of rows), widths whose last block of outputs holds 1 to 4 values, stride 2, clamped activations, 5x5
+of rows), rows of 1 to 12 outputs (blocks of six, then 1 to 5 more), stride 2, clamped activations, 5x5
 and 7x7, patches that start inside the frame (negative padding), in place. Host builds: the portable C
 path (-DTK_NO_WIDE) and the hosted wide path (default tier); Cortex-M4 under QEMU: the DSP path (assembly
 loops) and the portable path built for the M4 (qemu marker). Synthetic IR graphs, no TensorFlow."""
@@ -28,7 +28,7 @@ from tk_testing import require_tool
 from tinyml_kit.engine.ir import Graph, Op, Quantization, Tensor
 from tinyml_kit.engine.lowering.base import KernelCall, lower_op
 from tinyml_kit.engine.lowering.common import Window
-from tinyml_kit.engine.lowering.depthwise import channelwise_layout, ring_keeps_input
+from tinyml_kit.engine.lowering.depthwise import channelwise_layout, pack_dw3_table, ring_keeps_input
 
 FIRMWARE = KERNEL_DIR.parent
 IN_SCALE, IN_ZP, OUT_SCALE, OUT_ZP = 0.05, -3, 0.11, 5
@@ -52,7 +52,7 @@ class DwCase:
 
 
 CASES = [
-    # 3x3 stride 1: output widths 1..9 (last block of 1, 2, 3, 4 outputs), channels 2..128, each layout
+    # 3x3 stride 1: output widths 1..12 (blocks of six, then 0 to 5 outputs), channels 2..128, each layout
     DwCase("k3s1_w1_c3", (5, 1), 3, layout=(1, "ring")),
     DwCase("k3s1_w2_c5", (4, 2), 5),
     DwCase("k3s1_w3_c8", (3, 3), 8),
@@ -63,6 +63,8 @@ CASES = [
     DwCase("k3s1_w9_c12_ring4", (30, 9), 12, layout=(4, "ring")),
     DwCase("k3s1_w5_c3_ring1", (40, 5), 3, layout=(1, "ring")),
     DwCase("k3s1_w8_c2", (8, 8), 2),
+    DwCase("k3s1_w11_c8", (7, 11), 8),
+    DwCase("k3s1_w12_c16_ring4", (20, 12), 16, layout=(4, "ring")),
     DwCase("k3s1_valid_w4_c4", (7, 6), 4, padding="VALID"),
     DwCase("k3s1_valid_w6_c4", (5, 8), 4, padding="VALID"),  # the last blocks read real columns
     DwCase("k3s1_valid_w5_c7", (6, 7), 7, padding="VALID"),
@@ -79,6 +81,10 @@ CASES = [
     DwCase("k3s2_valid_w7_c128", (5, 15), 128, stride=2, padding="VALID"),
     DwCase("k3s2_same_ring4_c4", (50, 13), 4, stride=2, layout=(4, "ring")),
     DwCase("k3s2_same_2x3_c3", (2, 3), 3, stride=2),
+    DwCase("k3s2_same_w4_c8", (8, 8), 8, stride=2),
+    DwCase("k3s2_same_w10_c4", (7, 20), 4, stride=2),
+    DwCase("k3s2_same_w11_c16", (6, 22), 16, stride=2),
+    DwCase("k3s2_valid_w12_c12", (5, 25), 12, stride=2, padding="VALID"),
     DwCase("k3s2_relu_c12", (11, 9), 12, stride=2, act=(-20, 60)),
     # 5x5 and 7x7 (the byte plane)
     DwCase("k5s1_same_c6", (9, 8), 6, kernel=5),
@@ -174,6 +180,23 @@ def test_layouts_fit_the_old_plane_or_an_eighth_of_the_input() -> None:
     assert channelwise_layout((3, 3), (8, 8), 1, 34, 6 * 6 * 34) == (1, 8, 8 * 16 + 16)
     assert channelwise_layout((3, 3), (8, 8), 1, 6, 6 * 6 * 6) == (1, 3, 3 * 16 + 16)
     assert channelwise_layout((5, 5), (10, 9), 1, 8, 6 * 5 * 8) == (1, 10, 100)  # byte plane
+
+
+def test_3x3_table_holds_each_channel_in_the_context_order() -> None:
+    taps = np.array([[[1, 2, 3], [4, 5, 6], [7, 8, 9]], [[-128, 127, 0], [0, 0, 0], [-1, 1, -1]]],
+                    dtype=np.int8)
+    rq = {"rq_mult": np.array([11, 21], dtype=np.int32), "rq_add": np.array([12, 22], dtype=np.int32),
+          "rq_shift": np.array([13, 23], dtype=np.int32)}
+    table = pack_dw3_table(taps, np.array([10, -20], dtype=np.int32), rq)
+    assert table.dtype == np.int32 and table.shape == (20,)
+    halves = table.view(np.uint32)
+    low = (halves & 0xFFFF).astype(np.uint16).view(np.int16)
+    high = (halves >> 16).astype(np.uint16).view(np.int16)
+    # per kernel row (2*w0, 2*w1), (2*w1, 2*w2), first value in the low half
+    assert low[:6].tolist() == [2, 4, 8, 10, 14, 16] and high[:6].tolist() == [4, 6, 10, 12, 16, 18]
+    assert table[6:10].tolist() == [10, 11, 12, 13]
+    assert low[10:16].tolist() == [-256, 254, 0, 0, -2, 2] and high[10:16].tolist() == [254, 0, 0, 0, 2, -2]
+    assert table[16:].tolist() == [-20, 21, 22, 23]
 
 
 def test_ring_in_place_needs_the_overwritten_rows_staged() -> None:

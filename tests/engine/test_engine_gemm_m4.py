@@ -44,6 +44,8 @@ class ConvCase:
     padding: str = "VALID"
     act: tuple[int, int] = (-128, 127)
     depthwise: bool = False  # DEPTHWISE_CONV_2D with one input channel (a first layer)
+    out_zp: int = OUT_ZP
+    out_scale: float = OUT_SCALE
 
 
 CASES = [
@@ -70,6 +72,20 @@ CASES = [
     ConvCase("c1_k3s2_valid_oc2_w5", (9, 5), 1, 2, (3, 3), 2, "VALID"),
     ConvCase("dw1_k3s1_valid_oc16", (7, 6), 1, 16, (3, 3), 1, "VALID", depthwise=True),
     ConvCase("c1_k3s2_same_oc18", (5, 7), 1, 18, (3, 3), 2, "SAME"),
+    # the register path with kernel rows above and below the input (the table rebuilt per set of inside
+    # rows), no inside run at all (every pixel on the border), and 16 outputs from the padded corners
+    ConvCase("c1_k3s1_same_oc6_h2", (2, 3), 1, 6, (3, 3), 1, "SAME"),
+    ConvCase("c1_k3s1_same_oc2_h1", (1, 10), 1, 2, (3, 3), 1, "SAME"),
+    ConvCase("dw1_k3s2_same_oc16", (10, 12), 1, 16, (3, 3), 2, "SAME", depthwise=True),
+    # output zero point -128 (ReLU-like first layers): the register path with the table scaled to one
+    # shift (c1_scalable), and with shifts too small or too large for that
+    ConvCase("c1_k3s2_same_zp_min", (13, 11), 1, 8, (3, 3), 2, "SAME", out_zp=-128),
+    ConvCase("dw1_k3s1_same_oc14_zp_min", (6, 7), 1, 14, (3, 3), 1, "SAME", depthwise=True, out_zp=-128),
+    ConvCase("c1_k3s2_same_zp_min_k7", (9, 10), 1, 8, (3, 3), 2, "SAME", out_zp=-128, out_scale=0.04),
+    ConvCase("dw1_k3s2_same_oc10_zp_min_k1", (11, 14), 1, 10, (3, 3), 2, "SAME", depthwise=True, out_zp=-128,
+             out_scale=0.8),
+    ConvCase("c1_k3s2_same_zp_min_fine", (9, 8), 1, 4, (3, 3), 2, "SAME", out_zp=-128, out_scale=0.003),
+    ConvCase("c1_k3s1_valid_zp_min_coarse", (6, 6), 1, 6, (3, 3), 1, "VALID", out_zp=-128, out_scale=9.0),
     ConvCase("c3_k3s2_same", (9, 9), 3, 8, (3, 3), 2, "SAME"),
     ConvCase("c5_k3s1_same_oc7", (6, 7), 5, 7, (3, 3), 1, "SAME"),
     ConvCase("c2_k5s2_valid", (11, 12), 2, 4, (5, 5), 2, "VALID"),
@@ -94,7 +110,7 @@ def conv_graph(case: ConvCase, seed: int = 0) -> tuple[Graph, Op]:
                       quant=Quantization(w_scales.astype(np.float64), np.zeros(case.out_c, dtype=np.int64),
                                          axis=3 if case.depthwise else 0))
     tensors = [int8_tensor(0, (1, h, w, case.in_c), IN_SCALE, IN_ZP), w_tensor, const_tensor(2, bias),
-               int8_tensor(3, (1, out_h, out_w, case.out_c), OUT_SCALE, OUT_ZP)]
+               int8_tensor(3, (1, out_h, out_w, case.out_c), case.out_scale, case.out_zp)]
     options = {"padding": case.padding, "stride_h": s, "stride_w": s}
     if case.depthwise:
         options["depth_multiplier"] = case.out_c
@@ -122,7 +138,8 @@ def reference(case: ConvCase, graph: Graph, x: np.ndarray) -> np.ndarray:
             window = padded[ky:ky + s * out_h:s, kx:kx + s * out_w:s]
             acc += window @ weights[:, ky, kx, :].T
     acc += bias
-    return requantize_per_channel(acc, IN_SCALE, graph.tensor(1).quant.scale, OUT_SCALE, OUT_ZP, case.act)
+    return requantize_per_channel(acc, IN_SCALE, graph.tensor(1).quant.scale, case.out_scale, case.out_zp,
+                                  case.act)
 
 
 def lowered(case: ConvCase) -> tuple[Graph, KernelCall]:
@@ -169,19 +186,78 @@ def test_first_layer_rows_are_padded_to_one_group_of_four_taps() -> None:
         assert row_padded_filter(unchanged, dilation) is unchanged  # more taps, RGB, or dilated: as is
     _, call = lowered(next(c for c in CASES if c.name == "c1_k3s2_same"))
     assert call.params["k_w"] == 4 and call.params["k4"] == 12
-    assert call.params["c1_table"] == 1 and call.scratch_bytes == 40 * 8  # the Cortex-M4 table, > 72
+    assert call.params["c1_table"] == 1 and call.scratch_bytes == 32 * 8 + 24  # the Cortex-M4 table, > 72
     assert gemm_scratch_bytes(12) == 72
 
 
 def test_only_even_full_range_one_channel_layers_take_the_register_path() -> None:
     takes = {case.name: lowered(case)[1] for case in CASES if case.in_c == 1 and case.kernel == (3, 3)}
     for name, call in takes.items():
-        table = 40 * call.params["out_c"]
+        table = 32 * call.params["out_c"] + 24  # 8 words per output channel, 6 of loop state
         if name in ("c1_k3s2_same", "c1_k3s1_same_oc4", "c1_k3s2_valid_oc2_w5", "dw1_k3s2_same",
-                    "dw1_k3s1_valid_oc16"):
+                    "dw1_k3s1_valid_oc16", "c1_k3s1_same_oc6_h2", "c1_k3s1_same_oc2_h1",
+                    "dw1_k3s2_same_oc16", "c1_k3s2_same_zp_min", "dw1_k3s1_same_oc14_zp_min",
+                    "c1_k3s2_same_zp_min_fine", "c1_k3s1_valid_zp_min_coarse", "c1_k3s2_same_zp_min_k7",
+                    "dw1_k3s2_same_oc10_zp_min_k1"):
             assert call.params["c1_table"] == 1 and call.scratch_bytes == max(72, table), name
         else:  # odd out_c, a clamped activation, more than 16 filters: the column blocks
             assert call.params["c1_table"] == 0 and call.scratch_bytes == 72, name
+
+
+def scaled_requantisation(call: KernelCall) -> bool:
+    """Whether the Cortex-M4 register path takes its scaled table for this call (c1_scalable in
+    tk_conv2d_gemm.c, apart from its bound on the sums: output zero point -128 and every shift 5 .. 11,
+    1 .. 7 below TK_C1_R = 12)."""
+    _, _, add, shift = np.asarray(call.arrays["rq"], dtype=np.int64).reshape(-1, 4).T
+    return bool(np.all((add == (1 << (shift - 1)) - (128 << shift)) & (shift >= 5) & (shift <= 11)))
+
+
+def test_zero_point_min_cases_take_both_requantisations() -> None:
+    """With output zero point -128 the register path takes the scaled table when the shifts allow and the
+    exact requantisation otherwise; the cases cover both (and the other cases take the exact one)."""
+    taken = {case.name: scaled_requantisation(lowered(case)[1]) for case in CASES
+             if case.in_c == 1 and case.kernel == (3, 3)}
+    scaled = {name for name, scaled in taken.items() if scaled}
+    assert scaled == {"c1_k3s2_same_zp_min", "dw1_k3s1_same_oc14_zp_min", "c1_k3s2_same_zp_min_k7",
+                      "dw1_k3s2_same_oc10_zp_min_k1"}
+    assert {"c1_k3s2_same_zp_min_fine", "c1_k3s1_valid_zp_min_coarse"} <= set(taken)
+
+
+def test_the_sign_fix_changes_nothing_when_the_output_zero_point_is_min() -> None:
+    """The Cortex-M4 register path drops the sign fix of tk_requant.h when the output zero point is -128:
+    a negative doubled sum (positive multiplier, shift >= 1) saturates to -128 with or without it, while
+    with zero point -127 a negative tie comes out differently (the fix is needed there)."""
+    rng = np.random.default_rng(3)
+    acc2 = np.arange(-(1 << 20), 1 << 12, 2, dtype=np.int64)
+
+    def outputs(mult: int, shift: int, zero_point: int, fix: bool) -> np.ndarray:
+        v = ((acc2 * mult + (1 << 31)) >> 32) + (1 << (shift - 1)) + (zero_point << shift)
+        return np.clip((v + (acc2 >> 63 if fix else 0)) >> shift, -128, 127)
+
+    for _ in range(10):
+        mult, shift = int(rng.integers(1 << 30, 1 << 31)), int(rng.integers(1, 14))
+        assert np.array_equal(outputs(mult, shift, -128, True), outputs(mult, shift, -128, False))
+        assert not np.array_equal(outputs(mult, shift, -127, True), outputs(mult, shift, -127, False))
+
+
+def test_the_scaled_table_requantises_exactly() -> None:
+    """c1_run_scaled's arithmetic (tk_conv2d_gemm.c) against tk_requant.h's, for zero point -128: the sum
+    times 2^k (k = 12 - shift), SMMLA with add * 2^k + 2^(k - 1), SSAT of ASR #12; int32 wrap-around as on
+    the Cortex-M4."""
+    rng = np.random.default_rng(5)
+    acc2 = np.arange(-(1 << 20), 1 << 20, 2, dtype=np.int64)
+
+    def int32(v: np.ndarray) -> np.ndarray:
+        return ((v + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+    for shift in range(5, 12):
+        mult, k = int(rng.integers(1 << 30, 1 << 31)), 12 - shift
+        add = (1 << (shift - 1)) - (128 << shift)
+        v = ((acc2 * mult + (1 << 31)) >> 32) + add
+        exact = np.clip((v + (acc2 >> 63)) >> shift, -128, 127)
+        sums = int32(acc2 << k)
+        scaled = np.clip(int32(((sums * mult) >> 32) + (add << k) + (1 << (k - 1))) >> 12, -128, 127)
+        assert np.array_equal(exact, scaled), shift
 
 
 # --- Cortex-M4 under QEMU -----------------------------------------------------------------------------

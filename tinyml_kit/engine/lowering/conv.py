@@ -161,19 +161,20 @@ def gemm_scratch_bytes(k4: int) -> int:
     return 6 * k4
 
 
-C1_TABLE_WORDS = 10  # TK_C1_WORDS (tk_conv2d_gemm.c): bias, 6 filter halfword pairs, 3 requantisation words
+C1_TABLE_WORDS = 8  # TK_C1_WORDS (tk_conv2d_gemm.c): bias, 5 filter pairs (one with the shift), mult, add
+C1_STATE_WORDS = 6  # c1_state_t (tk_conv2d_gemm.c): the loop state after the table
 C1_MAX_OUT = 16  # TK_C1_MAX_OUT
 
 
 def c1_table_bytes(padded: np.ndarray, dilation: tuple[int, int], act_range: tuple[int, int]) -> int:
     """Scratch of the Cortex-M4 path of ``tk_conv2d_gemm`` for one-channel 3x3 first layers (a table of
-    int16 filter pairs and requantisation words per output channel, each pixel's rows kept in registers):
-    its table bytes when the layer takes it (``padded`` OHWI rows of 4 taps, dilation 1, an even count of
-    at most C1_MAX_OUT filters, the full int8 range), else 0."""
+    int16 filter pairs and requantisation words per output channel and the loop state after it, each
+    pixel's 9 values kept in registers): its bytes when the layer takes it (``padded`` OHWI rows of 4
+    taps, dilation 1, an even count of at most C1_MAX_OUT filters, the full int8 range), else 0."""
     out_c, k_h, k_w, in_c = padded.shape
     takes = (in_c == 1 and (k_h, k_w) == (3, 4) and dilation == (1, 1) and out_c % 2 == 0
              and out_c <= C1_MAX_OUT and tuple(act_range) == (-128, 127))
-    return 4 * C1_TABLE_WORDS * out_c if takes else 0
+    return 4 * (C1_TABLE_WORDS * out_c + C1_STATE_WORDS) if takes else 0
 
 
 def row_padded_filter(filters: np.ndarray, dilation_w: int) -> np.ndarray:

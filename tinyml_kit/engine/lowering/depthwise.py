@@ -58,6 +58,23 @@ def channelwise_layout(k_hw: tuple[int, int], padded_hw: tuple[int, int], dilati
     return 1, ring, ring * row_bytes + 16
 
 
+def pack_dw3_table(taps: np.ndarray, bias2: np.ndarray, rq: dict[str, np.ndarray]) -> np.ndarray:
+    """The 3x3 ``dw3`` array of ``tk_dwconv2d_ch_s8`` (tk_dwconv2d_ch.h): per channel ten int32 words in
+    the order the kernel's context keeps them, per kernel row the halfword pairs (2*w0, 2*w1) and
+    (2*w1, 2*w2) (first value in the low half), then 2 * bias, rq_mult, rq_add, rq_shift. ``taps`` is
+    [channels][3][3]."""
+    doubled = 2 * taps.astype(np.int64)
+
+    def pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        return ((lo & 0xFFFF) | ((hi & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
+
+    w01 = pair(doubled[:, :, 0], doubled[:, :, 1])
+    w12 = pair(doubled[:, :, 1], doubled[:, :, 2])
+    weights = np.stack([w01, w12], axis=2).reshape(taps.shape[0], 6)
+    consts = np.stack([bias2, rq["rq_mult"], rq["rq_add"], rq["rq_shift"]], axis=1).astype(np.int32)
+    return np.ascontiguousarray(np.concatenate([weights, consts], axis=1), dtype=np.int32).reshape(-1)
+
+
 def ring_keeps_input(win: Window, in_hw: tuple[int, int], out_hw: tuple[int, int], k_h: int) -> bool:
     """Whether the 3x3 ring of ``tk_dwconv2d_ch_s8`` stays exact in place (output on the input, shift 0).
 
@@ -136,8 +153,9 @@ def lower_depthwise_conv2d(op: Op, graph: Graph) -> KernelCall:
         taps = filters.reshape(k_h, k_w, out_c).transpose(2, 0, 1)
         group, ring_rows, scratch = channelwise_layout((k_h, k_w), (padded_h, padded_w), win.dilation_h, in_c,
                                                        in_h * in_w * in_c)
-        arrays = {"filter2": pack_depthwise_filter(taps),
-                  "bias2": (2 * folded.astype(np.int64)).astype(np.int32), **rq}
+        bias2 = (2 * folded.astype(np.int64)).astype(np.int32)
+        arrays = ({"dw3": pack_dw3_table(taps, bias2, rq)} if k_w == 3
+                  else {"filter2": pack_depthwise_filter(taps), "bias2": bias2, **rq})
         return KernelCall(
             op=op, kernel="tk_dwconv2d_ch", function="tk_dwconv2d_ch_s8",
             params_type="tk_dwconv2d_ch_params_t",

@@ -77,7 +77,8 @@ def gemm_arrays(rows: np.ndarray, bias: np.ndarray, multiplier: np.ndarray, shif
 
 def pack_depthwise_filter(taps: np.ndarray) -> np.ndarray:
     """Per channel and kernel row, the doubled weights as halfword pairs (2*w[4m], 2*w[4m+2]),
-    (2*w[4m+1], 2*w[4m+3]) for m < ceil(k_w/4) (tk_dwconv2d_ch.h); ``taps`` is [channels][k_h][k_w]."""
+    (2*w[4m+1], 2*w[4m+3]) for m < ceil(k_w/4): ``filter2`` of the 5x5 and 7x7 tk_dwconv2d_ch (3x3 uses
+    ``pack_dw3_table`` in lowering/depthwise.py); ``taps`` is [channels][k_h][k_w]."""
     channels, k_h, k_w = taps.shape
     groups = -(-k_w // 4)
     padded = np.zeros((channels, k_h, 4 * groups), dtype=np.int16)
