@@ -636,6 +636,28 @@ static void dw3_shape(const tk_dwconv2d_ch_params_t *p, tk_dw3_ctx_t *q) {
     "ldr r8, [r12, #76]\n\t"                       \
     "ldm r8, {r3-r11, lr}\n\t"                     \
     "stm r12, {r3-r11, lr}\n\t"
+/* Count the channel's output rows down (q->rows): at 0 go to DONE, else move the row pointers by
+ * q->advance and go to ROW. */
+#define TK_DW3_NEXT_ROW(ROW, DONE)                 \
+    "ldrd r8, r9, [r12, #56]\n\t"                  \
+    "subs r8, r8, #1\n\t"                          \
+    "beq " DONE "\n\t"                             \
+    "str r8, [r12, #56]\n\t"                       \
+    "add r0, r0, r9\n\t"                           \
+    "add r1, r1, r9\n\t"                           \
+    "add r2, r2, r9\n\t"                           \
+    "b " ROW "\n\t"
+/* The next channel's context (q->next != 0: move the row pointers to its rows, go to CHANNEL), else go
+ * to RETURN. */
+#define TK_DW3_NEXT_CHANNEL(CHANNEL, RETURN)       \
+    "ldr r8, [r12, #68]\n\t"                       \
+    "cmp r8, #0\n\t"                               \
+    "beq " RETURN "\n\t"                           \
+    "add r0, r0, r8\n\t"                           \
+    "add r1, r1, r8\n\t"                           \
+    "add r2, r2, r8\n\t"                           \
+    "add r12, r12, #84\n\t"                        \
+    "b " CHANNEL "\n\t"
 /* COMPUTE6: a block of six outputs (lr = the bias on entry; moves the row pointers past the block),
  * COMPUTE3: of three (r5 = the bias on entry; moves nothing). Loops: the channels of the context array
  * (q->next != 0: another one follows), each one's q->rows output rows, each row's blocks of six, then
@@ -667,23 +689,9 @@ static void dw3_shape(const tk_dwconv2d_ch_params_t *p, tk_dw3_ctx_t *q) {
     "cmp r8, #0\n\t"                               \
     "bne 9f\n\t"                                   \
     "3:\n\t"                                       \
-    "ldrd r8, r9, [r12, #56]\n\t"                  \
-    "subs r8, r8, #1\n\t"                          \
-    "beq 5f\n\t"                                   \
-    "str r8, [r12, #56]\n\t"                       \
-    "add r0, r0, r9\n\t"                           \
-    "add r1, r1, r9\n\t"                           \
-    "add r2, r2, r9\n\t"                           \
-    "b 4b\n\t"                                     \
+    TK_DW3_NEXT_ROW("4b", "5f")                \
     "5:\n\t"                                       \
-    "ldr r8, [r12, #68]\n\t"                       \
-    "cmp r8, #0\n\t"                               \
-    "beq 8f\n\t"                                   \
-    "add r0, r0, r8\n\t"                           \
-    "add r1, r1, r8\n\t"                           \
-    "add r2, r2, r8\n\t"                           \
-    "add r12, r12, #84\n\t"                        \
-    "b 0b\n\t"                                     \
+    TK_DW3_NEXT_CHANNEL("0b", "8f")            \
     "8:\n\t"                                       \
     "pop {r4-r11, pc}\n\t"                         \
     "9:\n\t"                                       \
@@ -701,45 +709,17 @@ static void dw3_shape(const tk_dwconv2d_ch_params_t *p, tk_dw3_ctx_t *q) {
     "10:\n\t"                                      \
     "ldr lr, [r12, #24]\n\t"                       \
     COMPUTE6 TK_DW3_STORE6                         \
-    "ldrd r8, r9, [r12, #56]\n\t"                  \
-    "subs r8, r8, #1\n\t"                          \
-    "beq 12f\n\t"                                  \
-    "str r8, [r12, #56]\n\t"                       \
-    "add r0, r0, r9\n\t"                           \
-    "add r1, r1, r9\n\t"                           \
-    "add r2, r2, r9\n\t"                           \
-    "b 10b\n\t"                                    \
+    TK_DW3_NEXT_ROW("10b", "12f")              \
     "12:\n\t"                                      \
-    "ldr r8, [r12, #68]\n\t"                       \
-    "cmp r8, #0\n\t"                               \
-    "beq 8b\n\t"                                   \
-    "add r0, r0, r8\n\t"                           \
-    "add r1, r1, r8\n\t"                           \
-    "add r2, r2, r8\n\t"                           \
-    "add r12, r12, #84\n\t"                        \
-    "b 11b\n\t"                                    \
+    TK_DW3_NEXT_CHANNEL("11b", "8b")           \
     "13:\n\t"                                      \
     TK_DW3_CONSTS                                  \
     "14:\n\t"                                      \
     "ldr r5, [r12, #24]\n\t"                       \
     COMPUTE3 TK_DW3_STORE3                         \
-    "ldrd r8, r9, [r12, #56]\n\t"                  \
-    "subs r8, r8, #1\n\t"                          \
-    "beq 15f\n\t"                                  \
-    "str r8, [r12, #56]\n\t"                       \
-    "add r0, r0, r9\n\t"                           \
-    "add r1, r1, r9\n\t"                           \
-    "add r2, r2, r9\n\t"                           \
-    "b 14b\n\t"                                    \
+    TK_DW3_NEXT_ROW("14b", "15f")              \
     "15:\n\t"                                      \
-    "ldr r8, [r12, #68]\n\t"                       \
-    "cmp r8, #0\n\t"                               \
-    "beq 8b\n\t"                                   \
-    "add r0, r0, r8\n\t"                           \
-    "add r1, r1, r8\n\t"                           \
-    "add r2, r2, r8\n\t"                           \
-    "add r12, r12, #84\n\t"                        \
-    "b 13b\n\t"
+    TK_DW3_NEXT_CHANNEL("13b", "8b")
 
 /* r0-r2: the rows, r3: the context (read by the assembly only) */
 #define TK_DW3_ASM_ARGS                                                                             \

@@ -5,8 +5,10 @@ built for Cortex-M4 under QEMU (qemu marker). Synthetic IR graphs, no TensorFlow
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -328,24 +330,33 @@ def run_on_qemu(kernel: str, runs: list[tuple[KernelCall, np.ndarray, int, int]]
     return found
 
 
-@pytest.mark.qemu
-@pytest.mark.parametrize("variant", list(M4_VARIANTS))
-@pytest.mark.parametrize("kernel", ["tk_conv2d_1x1", "tk_conv2d_gemm"])
-def test_gemm_kernels_match_tflite_on_cortex_m4(kernel: str, variant: str, tmp_path: Path) -> None:
+def check_on_qemu(kernel: str, cases: list[tuple[str, Graph, KernelCall, Callable[[np.ndarray], np.ndarray]]],
+                  work: Path, variant: str) -> None:
+    """Runs every (name, graph, call, reference) case of one kernel under QEMU on extreme samples, in place
+    at the call's largest declared shift (capped near the input's end), and compares with reference(x)."""
     require_tool("arm-none-eabi-gcc")
     require_tool("qemu-system-arm")
     runs, expected = [], []
-    for case in CASES:
-        graph, call = lowered(case)
-        if call.kernel != kernel:
-            continue
-        out_size = graph.tensor(3).num_elements
-        shift = min(HARNESS_GAP + graph.tensor(0).num_elements, call.overlaps[0].max_shift)
+    for name, graph, call, ref in cases:
+        out_size = graph.tensor(call.outputs[0]).num_elements
+        shift = min(HARNESS_GAP + graph.tensor(call.inputs[0]).num_elements, call.overlaps[0].max_shift)
         for x in extreme_samples(graph, count=3):
             runs.append((call, x, out_size, shift))  # in place where the shift overlaps the input
-            expected.append((case.name, reference(case, graph, x)))
-    got = run_on_qemu(kernel, runs, tmp_path, variant)
+            expected.append((name, ref(x)))
+    got = run_on_qemu(kernel, runs, work, variant)
     for i, (name, want) in enumerate(expected):
         bad = np.flatnonzero(got[i] != want)
         assert not bad.size, (f"{name} run {i} ({variant}): {bad.size} of {want.size} differ, first "
                               f"[{bad[0]}] {got[i][bad[0]]} != {want[bad[0]]}")
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("variant", list(M4_VARIANTS))
+@pytest.mark.parametrize("kernel", ["tk_conv2d_1x1", "tk_conv2d_gemm"])
+def test_gemm_kernels_match_tflite_on_cortex_m4(kernel: str, variant: str, tmp_path: Path) -> None:
+    cases = []
+    for case in CASES:
+        graph, call = lowered(case)
+        if call.kernel == kernel:
+            cases.append((case.name, graph, call, functools.partial(reference, case, graph)))
+    check_on_qemu(kernel, cases, tmp_path, variant)
