@@ -17,7 +17,8 @@ the full grid is hours on a CPU. Grids started side by side with different ``--o
 combined with ``--merge DIR [DIR ...] --out OUT``.
 
 Writes its section of benchmarks/RESULTS.md (between ``<!-- diffaug:begin -->`` and
-``<!-- diffaug:end -->``; other sections untouched; reduced or incomplete grids are labelled),
+``<!-- diffaug:end -->``, or ``--section NAME``; other sections untouched; reduced or incomplete grids are
+labelled; with ``--fid-every``, ``<section>_fid_curves.png`` beside it),
 ``<out>/results.json`` (after every run) and one sample grid per run.
 """
 
@@ -37,7 +38,6 @@ import numpy as np
 from tinyml_kit._atomic import write_section
 
 HERE = Path(__file__).resolve().parent
-CURVES_NAME = "diffaug_fid_curves.png"  # written next to the results file
 
 # Zhao et al. 2020, FID (fid10k, Inception) on CIFAR-10: (baseline, DiffAugment) per data fraction.
 PUBLISHED = {
@@ -70,6 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--inception-weights", type=Path, default=None)
     p.add_argument("--out", type=Path, default=HERE / "out" / "diffaug")
     p.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    p.add_argument("--section", default="diffaug",
+                   help="RESULTS.md section (markers <!-- NAME:begin/end -->): keep several configurations")
     p.add_argument("--verbose", type=int, default=0, help="Keras progress bar per run (0, 1 or 2)")
     p.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from <out>/results.json")
     p.add_argument(
@@ -294,7 +296,7 @@ def render(report: dict, curves_png: Path | None = None) -> str:
     if len(report["runs"]) < planned:
         status += f"**Incomplete: {len(report['runs'])} of {planned} runs finished** (`-` = not run). "
     return "\n".join([
-        "## DiffAugment: FID/KID vs data fraction (Fashion-MNIST)",
+        f"## DiffAugment: FID/KID vs data fraction (Fashion-MNIST, {a['steps']} steps)",
         "",
         f"{status}`{report['command']}`"
         + sharded
@@ -443,16 +445,19 @@ def main(argv: list[str] | None = None) -> int:
     elif args.merge:
         report = merge_reports([json.loads((folder / "results.json").read_text()) for folder in args.merge])
         report["settings"]["out"] = _display_path(args.out)
+        if args.section != "diffaug" and "--section" not in report["command"]:
+            report["command"] += f" --section {args.section}"
         save_text(report_path, json.dumps(report, indent=2) + "\n")
     else:
         command = "python benchmarks/diffaug_fid.py " + " ".join(argv if argv is not None else sys.argv[1:])
         report = run_grid(args, command.strip())
         save_text(report_path, json.dumps(report, indent=2) + "\n")
-    curves = plot_curves(report["runs"], report["settings"]["fractions"], report["settings"]["modes"],
-                         args.results.with_name(CURVES_NAME))
+    curves_png = args.results.with_name(f"{args.section.replace('-', '_')}_fid_curves.png")
+    grid = report["settings"]
+    curves = plot_curves(report["runs"], grid["fractions"], grid["modes"], curves_png)
     body = render(report, curves)
     print("\n" + body)
-    write_section(args.results, "diffaug", body)
+    write_section(args.results, args.section, body)
     return 0
 
 
