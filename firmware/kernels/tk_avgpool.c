@@ -55,7 +55,7 @@ static void avg_chunk(const tk_avgpool_params_t *p, const int8_t *input, int32_t
         }
         for (int32_t i = 0; i < n; ++i) {
             const int32_t word = sums[2 * (i >> 2) + (i & 1)];
-            const int32_t acc = (i & 2) ? word >> 16 : (int16_t)(word & 0xffff);
+            const int32_t acc = (i & 2) ? tk_hi16(word) : tk_lo16(word);
             dst[i] = avg_out(acc, count, p->act_min, p->act_max);
         }
         return;

@@ -17,6 +17,9 @@
 TK_INLINE int32_t tk_min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
 TK_INLINE int32_t tk_max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
 TK_INLINE int32_t tk_clamp_i32(int32_t x, int32_t lo, int32_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+/* The signed low and high halfwords of a word of two int16 (packed weights, halfword sums). */
+TK_INLINE int32_t tk_lo16(int32_t word) { return (int16_t)(word & 0xffff); }
+TK_INLINE int32_t tk_hi16(int32_t word) { return word >> 16; }
 
 /* (a * b * 2) >> 32, rounded half away from zero, saturating the single overflow case.
  * gemmlowp writes this as (ab + nudge) / 2^31 with a sign-dependent nudge and truncating division;

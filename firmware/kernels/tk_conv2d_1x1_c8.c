@@ -9,10 +9,6 @@
 #include "tk_requant.h"
 #include "tk_simd.h"
 
-/* The two weights (lo, hi) of a halfword-pair word. */
-TK_INLINE int32_t c8_lo(int32_t word) { return (int16_t)(word & 0xffff); }
-TK_INLINE int32_t c8_hi(int32_t word) { return word >> 16; }
-
 /* Pixels [0, pixels) in C: each pixel's 8 values read before its outputs are written. */
 static void c8_pixels(const int32_t *stream, int32_t out_c, const int8_t *input, int8_t *output,
                       int32_t pixels) {
@@ -22,8 +18,10 @@ static void c8_pixels(const int32_t *stream, int32_t out_c, const int8_t *input,
         const int32_t *s = stream;
         for (int32_t c = 0; c < out_c; ++c, s += TK_C8_WORDS) {
             int32_t acc2 = s[4];
-            acc2 += x[0] * c8_lo(s[0]) + x[2] * c8_hi(s[0]) + x[1] * c8_lo(s[1]) + x[3] * c8_hi(s[1]);
-            acc2 += x[4] * c8_lo(s[2]) + x[6] * c8_hi(s[2]) + x[5] * c8_lo(s[3]) + x[7] * c8_hi(s[3]);
+            for (int32_t g = 0; g < 4; ++g) { /* word g: the weights of x[e] and x[e + 2], e = 0, 1, 4, 5 */
+                const int32_t e = (g & 1) + 4 * (g >> 1);
+                acc2 += x[e] * tk_lo16(s[g]) + x[e + 2] * tk_hi16(s[g]);
+            }
             *output++ = tk_rq_fast_sat8(acc2, s[5], s[6], s[7] & (TK_C8_LAST - 1));
         }
     }

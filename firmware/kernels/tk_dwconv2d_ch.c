@@ -289,7 +289,7 @@ static int32_t dw_const(const tk_dwconv2d_ch_params_t *p, int32_t c, int32_t whi
 static int32_t dw_tap(const tk_dwconv2d_ch_params_t *p, int32_t c, int32_t ky, int32_t kx) {
     if (p->k_w == 3) { /* (2*w0, 2*w1), (2*w1, 2*w2) */
         const int32_t *w = p->dw3 + (size_t)c * 10 + (size_t)(2 * ky);
-        return kx == 0 ? (int16_t)(w[0] & 0xffff) : kx == 1 ? w[0] >> 16 : w[1] >> 16;
+        return kx == 0 ? tk_lo16(w[0]) : kx == 1 ? tk_hi16(w[0]) : tk_hi16(w[1]);
     }
     const int32_t groups = (p->k_w + 3) / 4;
     return tap(p->filter2 + (size_t)c * (size_t)(p->k_h * 4 * groups) + ky * 4 * groups, kx);
@@ -823,7 +823,7 @@ TK_INLINE int32_t dw3_one(const int16_t *const *rows, int32_t x, const tk_dw3_ct
         memcpy(&v01, rows[ky] + x, 4);
         memcpy(&v2, rows[ky] + x + 2, 4);
         a = __smlad(v01, q->w[2 * ky], a);
-        a = __smlabb(v2, q->w[2 * ky + 1] >> 16, a);
+        a = __smlabb(v2, tk_hi16(q->w[2 * ky + 1]), a);
     }
     return a;
 }
@@ -833,7 +833,7 @@ TK_INLINE int32_t dw3_one(const int16_t *const *rows, int32_t x, const tk_dw3_ct
     for (int32_t ky = 0; ky < 3; ++ky) {
         const int16_t *r = rows[ky] + x;
         const int32_t w01 = q->w[2 * ky];
-        const int32_t w0 = (int16_t)(w01 & 0xffff), w1 = w01 >> 16, w2 = q->w[2 * ky + 1] >> 16;
+        const int32_t w0 = tk_lo16(w01), w1 = tk_hi16(w01), w2 = tk_hi16(q->w[2 * ky + 1]);
         a += r[0] * w0 + r[1] * w1 + r[2] * w2;
     }
     return a;

@@ -27,7 +27,7 @@ from tinyml_kit.engine.lowering.common import (
     window_geometry,
     window_max_shift,
 )
-from tinyml_kit.engine.lowering.fastrq import acc_bound, fast_requant, gemm_arrays
+from tinyml_kit.engine.lowering.fastrq import acc_bound, fast_requant, gemm_arrays, halfword_pairs
 from tinyml_kit.engine.quant import per_channel_multipliers
 
 
@@ -146,9 +146,8 @@ def pointwise_c8_stream(rows: np.ndarray, bias: np.ndarray, multiplier: np.ndarr
     rq = fast_requant(multiplier, shift, output_zero_point, acc_bound(bias, rows))
     if rq is None:
         return None
-    doubled = 2 * rows.astype(np.int32)
-    pairs = doubled[:, [0, 2, 1, 3, 4, 6, 5, 7]].reshape(out_c, 4, 2)
-    words = (pairs[..., 0] & 0xFFFF) | (pairs[..., 1] << 16)  # (lo, hi) halfwords, hi sign-carrying
+    doubled = 2 * rows.astype(np.int64)
+    words = halfword_pairs(doubled[:, [0, 1, 4, 5]], doubled[:, [2, 3, 6, 7]])
     stream = np.concatenate([words, (2 * bias.astype(np.int64))[:, None], rq["rq_mult"][:, None],
                              rq["rq_add"][:, None], rq["rq_shift"][:, None]], axis=1).astype(np.int64)
     stream[-1, 7] += C8_LAST

@@ -29,7 +29,7 @@ from tinyml_kit.engine.lowering.common import (
     window_max_shift,
 )
 from tinyml_kit.engine.lowering.conv import bias_values, filter_scales, im2col_gemm_call
-from tinyml_kit.engine.lowering.fastrq import acc_bound, fast_requant, pack_depthwise_filter
+from tinyml_kit.engine.lowering.fastrq import acc_bound, fast_requant, halfword_pairs, pack_depthwise_filter
 from tinyml_kit.engine.quant import per_channel_multipliers
 
 
@@ -64,12 +64,8 @@ def pack_dw3_table(taps: np.ndarray, bias2: np.ndarray, rq: dict[str, np.ndarray
     (2*w1, 2*w2) (first value in the low half), then 2 * bias, rq_mult, rq_add, rq_shift. ``taps`` is
     [channels][3][3]."""
     doubled = 2 * taps.astype(np.int64)
-
-    def pair(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        return ((lo & 0xFFFF) | ((hi & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
-
-    w01 = pair(doubled[:, :, 0], doubled[:, :, 1])
-    w12 = pair(doubled[:, :, 1], doubled[:, :, 2])
+    w01 = halfword_pairs(doubled[:, :, 0], doubled[:, :, 1])
+    w12 = halfword_pairs(doubled[:, :, 1], doubled[:, :, 2])
     weights = np.stack([w01, w12], axis=2).reshape(taps.shape[0], 6)
     consts = np.stack([bias2, rq["rq_mult"], rq["rq_add"], rq["rq_shift"]], axis=1).astype(np.int32)
     return np.ascontiguousarray(np.concatenate([weights, consts], axis=1), dtype=np.int32).reshape(-1)

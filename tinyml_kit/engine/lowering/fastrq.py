@@ -40,6 +40,13 @@ def fast_requant(multiplier: np.ndarray, shift: np.ndarray, output_zero_point: i
             "rq_shift": right.astype(np.int32)}
 
 
+def halfword_pairs(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """int32 words holding int16 values ``lo`` in the low and ``hi`` in the high halfword (the layout
+    SMLAD and SMLAxy read)."""
+    lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
+    return ((lo & 0xFFFF) | ((hi & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
+
+
 def pad_even(values: np.ndarray, fill: int) -> np.ndarray:
     """``values`` with one ``fill`` appended when its length is odd (the kernels work on channel pairs)."""
     if values.size % 2 == 0:
