@@ -7,20 +7,19 @@ loops) and the portable path built for the M4 (qemu marker). Synthetic IR graphs
 
 from __future__ import annotations
 
-import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from test_engine_kernels_common import (
-    KERNEL_DIR,
+    DUMP_C,
     FlaggedLibrary,
     const_tensor,
     extreme_samples,
     int8_tensor,
     requantize_per_channel,
+    run_m4_cases,
     single_op_graph,
 )
 from tk_testing import require_tool
@@ -30,7 +29,6 @@ from tinyml_kit.engine.lowering.base import KernelCall, lower_op
 from tinyml_kit.engine.lowering.common import Window
 from tinyml_kit.engine.lowering.depthwise import channelwise_layout, pack_dw3_table, ring_keeps_input
 
-FIRMWARE = KERNEL_DIR.parent
 IN_SCALE, IN_ZP, OUT_SCALE, OUT_ZP = 0.05, -3, 0.11, 5
 KERNEL = "tk_dwconv2d_ch"
 
@@ -261,11 +259,6 @@ def test_depthwise_matches_tflite_on_host(case: DwCase, variant: str, host_libra
 
 # --- Cortex-M4 under QEMU -----------------------------------------------------------------------------
 
-ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2", "-std=c99",
-             "-Wall", "-Werror", "-ffunction-sections", "-fdata-sections"]
-ARM_LINK = ["-nostartfiles", "-Wl,--gc-sections", "-T",
-            str(FIRMWARE / "targets" / "cortex-m4" / "mps2_an386.ld"), "--specs=nano.specs",
-            "--specs=nosys.specs", "-Wl,--no-warn-rwx-segments"]
 APART = 64  # bytes between the input and the output when the kernel may not run in place
 TAIL = 16  # bytes after the output that the firmware prints too: they must keep their values
 
@@ -283,12 +276,7 @@ def firmware_source(runs: list[tuple[KernelCall, np.ndarray, int, int]]) -> str:
     from tinyml_kit.engine.codegen import render_arrays, render_struct
 
     lines = ["#include <stdint.h>", "#include <stdio.h>", "#include <string.h>", '#include "tk_platform.h"',
-             f'#include "{KERNEL}.h"', "#define TK_ALIGN(n) __attribute__((aligned(n)))",
-             "static char line[8200];",
-             "static void dump(int id, const int8_t *p, int n) {",
-             "    int k = sprintf(line, \"case %d:\", id);",
-             "    for (int i = 0; i < n; ++i) k += sprintf(line + k, \" %d\", p[i]);",
-             "    tk_platform_print(line);", "}",
+             f'#include "{KERNEL}.h"', "#define TK_ALIGN(n) __attribute__((aligned(n)))", *DUMP_C,
              "static uint32_t scratch[4096 + 8] TK_ALIGN(16);"]
     body = []
     for i, (call, x, out_size, offset) in enumerate(runs):
@@ -310,22 +298,8 @@ def run_on_qemu(runs: list[tuple[KernelCall, np.ndarray, int, int]], work: Path,
                 portable: bool) -> dict[int, np.ndarray]:
     source = work / f"dw_{int(portable)}.c"
     source.write_text(firmware_source(runs))
-    elf = source.with_suffix(".elf")
-    target = FIRMWARE / "targets" / "cortex-m4"
-    cmd = ["arm-none-eabi-gcc", *ARM_FLAGS, *(["-DTK_NO_DSP"] if portable else []), f"-I{KERNEL_DIR}",
-           f"-I{FIRMWARE / 'templates'}", *ARM_LINK, "-o", str(elf), str(source),
-           str(KERNEL_DIR / f"{KERNEL}.c"), str(target / "platform.c"), str(target / "startup.c")]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    done = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-                           "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel",
-                           str(elf)], capture_output=True, text=True, timeout=300, cwd=work)
-    log = done.stdout + done.stderr  # semihosting output may arrive on either stream
-    assert done.returncode == 0, f"exit {done.returncode} (1: scratch guard overwritten)\n{log[-2000:]}"
-    found = {int(m.group(1)): np.array(m.group(2).split(), dtype=np.int64).astype(np.int8)
-             for m in re.finditer(r"^case (\d+):((?: -?\d+)*)\s*$", log, re.MULTILINE)}
-    assert len(found) == len(runs), log[-2000:]
-    return found
+    return run_m4_cases(source, KERNEL, ["-DTK_NO_DSP"] if portable else [], len(runs),
+                        exit_hint=" (1: scratch guard overwritten)")
 
 
 @pytest.mark.qemu

@@ -6,8 +6,6 @@ built for Cortex-M4 under QEMU (qemu marker). Synthetic IR graphs, no TensorFlow
 from __future__ import annotations
 
 import functools
-import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_engine_kernels_common import (
-    KERNEL_DIR,
+    DUMP_C,
     FlaggedLibrary,
     const_tensor,
     extreme_samples,
     int8_tensor,
     requantize_per_channel,
+    run_m4_cases,
     single_op_graph,
 )
 from tk_testing import require_tool
@@ -29,7 +28,6 @@ from tinyml_kit.engine.ir import Graph, Op, Quantization, Tensor
 from tinyml_kit.engine.lowering.base import KernelCall, lower_op
 from tinyml_kit.engine.lowering.conv import gemm_scratch_bytes, row_padded_filter
 
-FIRMWARE = KERNEL_DIR.parent
 IN_SCALE, IN_ZP, OUT_SCALE, OUT_ZP = 0.05, -3, 0.11, 5
 
 
@@ -264,11 +262,6 @@ def test_the_scaled_table_requantises_exactly() -> None:
 
 # --- Cortex-M4 under QEMU -----------------------------------------------------------------------------
 
-ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2", "-std=c99",
-             "-Wall", "-Werror", "-ffunction-sections", "-fdata-sections"]
-ARM_TARGET = FIRMWARE / "targets" / "cortex-m4"
-ARM_LINK = ["-nostartfiles", "-Wl,--gc-sections", "-T", str(ARM_TARGET / "mps2_an386.ld"),
-            "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--no-warn-rwx-segments"]
 # the output is placed this many bytes after the input in one buffer (at most the declared max_shift)
 HARNESS_GAP = 64
 
@@ -283,12 +276,7 @@ def harness_source(kernel: str, runs: list[tuple[KernelCall, np.ndarray, int, in
 
     lines = ["#include <stdint.h>", "#include <stdio.h>", '#include "tk_platform.h"',
              f'#include "{kernel}.h"',
-             "#define TK_ALIGN(n) __attribute__((aligned(n)))",
-             "static char line[4200];",
-             "static void dump(int id, const int8_t *p, int n) {",
-             "    int k = sprintf(line, \"case %d:\", id);",
-             "    for (int i = 0; i < n; ++i) k += sprintf(line + k, \" %d\", p[i]);",
-             "    tk_platform_print(line);", "}"]
+             "#define TK_ALIGN(n) __attribute__((aligned(n)))", *DUMP_C]
     body = []
     for i, (call, x, out_size, shift) in enumerate(runs):
         lines += [render_arrays(call, f"run{i}"), render_struct(call, f"run{i}", f"run{i}_params", False)]
@@ -313,21 +301,7 @@ def run_on_qemu(kernel: str, runs: list[tuple[KernelCall, np.ndarray, int, int]]
                 variant: str) -> dict[int, np.ndarray]:
     source = work / f"{kernel}_{variant}.c"
     source.write_text(harness_source(kernel, runs))
-    elf = source.with_suffix(".elf")
-    cmd = ["arm-none-eabi-gcc", *ARM_FLAGS, *M4_VARIANTS[variant], f"-I{KERNEL_DIR}",
-           f"-I{FIRMWARE / 'templates'}", *ARM_LINK, "-o", str(elf), str(source),
-           str(KERNEL_DIR / f"{kernel}.c"), str(ARM_TARGET / "platform.c"), str(ARM_TARGET / "startup.c")]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    done = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-                           "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel",
-                           str(elf)], capture_output=True, text=True, timeout=300, cwd=work)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    log = done.stdout + done.stderr  # semihosting output may arrive on either stream
-    found = {int(m.group(1)): np.array(m.group(2).split(), dtype=np.int64).astype(np.int8)
-             for m in re.finditer(r"^case (\d+):((?: -?\d+)*)\s*$", log, re.MULTILINE)}
-    assert len(found) == len(runs), log[-2000:]
-    return found
+    return run_m4_cases(source, kernel, M4_VARIANTS[variant], len(runs))
 
 
 def check_on_qemu(kernel: str, cases: list[tuple[str, Graph, KernelCall, Callable[[np.ndarray], np.ndarray]]],

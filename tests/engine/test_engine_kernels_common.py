@@ -475,3 +475,39 @@ def test_tflm_worker_reports_a_failure(lab: KernelLab, tmp_path: Path) -> None:
     bogus.write_bytes(b"\x00" * 64)
     with pytest.raises(AssertionError, match="TFLM failed"):
         run_tflm(bogus, [[np.zeros(4, np.int8)]], [0], tmp_path)
+
+
+# --- Cortex-M4 firmware under QEMU (the kernel tests' harnesses) ----------------------------------------
+
+ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16", "-O2", "-std=c99",
+             "-Wall", "-Werror", "-ffunction-sections", "-fdata-sections"]
+ARM_TARGET = KERNEL_DIR.parent / "targets" / "cortex-m4"
+ARM_LINK = ["-nostartfiles", "-Wl,--gc-sections", "-T", str(ARM_TARGET / "mps2_an386.ld"),
+            "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--no-warn-rwx-segments"]
+# C lines of a harness: print an int8 buffer as one "case ID: v0 v1 ..." line (parsed by run_m4_cases)
+DUMP_C = ["static char line[8200];",
+          "static void dump(int id, const int8_t *p, int n) {",
+          "    int k = sprintf(line, \"case %d:\", id);",
+          "    for (int i = 0; i < n; ++i) k += sprintf(line + k, \" %d\", p[i]);",
+          "    tk_platform_print(line);", "}"]
+
+
+def run_m4_cases(source: Path, kernel: str, defines: list[str], runs: int,
+                 exit_hint: str = "") -> dict[int, np.ndarray]:
+    """Builds the harness ``source`` with ``kernel``.c for Cortex-M4 (``defines`` e.g. ``-DTK_NO_DSP``),
+    runs it under QEMU mps2-an386 and returns its printed ``case`` lines; exactly ``runs`` must appear."""
+    elf = source.with_suffix(".elf")
+    cmd = ["arm-none-eabi-gcc", *ARM_FLAGS, *defines, f"-I{KERNEL_DIR}",
+           f"-I{KERNEL_DIR.parent / 'templates'}", *ARM_LINK, "-o", str(elf), str(source),
+           str(KERNEL_DIR / f"{kernel}.c"), str(ARM_TARGET / "platform.c"), str(ARM_TARGET / "startup.c")]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
+                           "-semihosting-config", "enable=on,target=native", "-icount", "shift=0", "-kernel",
+                           str(elf)], capture_output=True, text=True, timeout=300, cwd=source.parent)
+    log = done.stdout + done.stderr  # semihosting output may arrive on either stream
+    assert done.returncode == 0, f"exit {done.returncode}{exit_hint}\n{log[-2000:]}"
+    found = {int(m.group(1)): np.array(m.group(2).split(), dtype=np.int64).astype(np.int8)
+             for m in re.finditer(r"^case (\d+):((?: -?\d+)*)\s*$", log, re.MULTILINE)}
+    assert len(found) == runs, log[-2000:]
+    return found
