@@ -144,13 +144,9 @@ def plot_curves(runs: list[dict], fractions: list[float], modes: list[str], path
     """FID vs training step per fraction (one line per mode, mean over seeds); None without curves."""
     if not any(r.get("fid_curve") for r in runs):
         return None
-    import matplotlib
+    from tinyml_kit._plotting import pyplot, save_and_close
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from tinyml_kit._atomic import save_figure
-
+    plt = pyplot()
     shown = [f for f in fractions if any(curve_means(runs, f, m) for m in modes)]
     fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 3.6), squeeze=False)
     for ax, fraction in zip(axes[0], shown, strict=True):
@@ -164,10 +160,7 @@ def plot_curves(runs: list[dict], fractions: list[float], modes: list[str], path
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_and_close(fig, path)
 
 
 def published_table() -> str:

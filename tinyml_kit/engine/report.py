@@ -12,9 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tinyml_kit._atomic import save_figure
+from tinyml_kit._plotting import pyplot, save_and_close
 from tinyml_kit.engine.planner import Plan, PlanError, Problem
-from tinyml_kit.errors import MissingDependencyError
 
 _MAX_TICK_LABELS = 60
 _MAX_STEP_NAME = 40
@@ -33,16 +32,7 @@ def plot_live_memory(plans: Mapping[str, Plan], step_names: Sequence[str], path:
     """
     if not plans:
         raise PlanError("plot_live_memory needs at least one plan; got an empty mapping.")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - matplotlib ships with the toolkit's extras
-        raise MissingDependencyError(
-            "plotting arena plans needs matplotlib; install it with `pip install matplotlib`."
-        ) from exc
-
+    plt = pyplot()
     path = Path(path)
     first = next(iter(plans.values()))
     n_pos = len(first.order)
@@ -74,7 +64,7 @@ def plot_live_memory(plans: Mapping[str, Plan], step_names: Sequence[str], path:
     ax.set_title("Live arena memory per op")
     fig.tight_layout()
 
-    return _save(fig, plt, Path(path))
+    return save_and_close(fig, Path(path))
 
 
 def op_footprints(project: Any) -> list[tuple[str, int]]:
@@ -105,7 +95,7 @@ def plot_op_memory(series: Mapping[str, Sequence[tuple[str, int]]], path: str | 
     the ops of the first series. Written atomically; returns the path."""
     if not series:
         raise PlanError("plot_op_memory needs at least one series; got an empty mapping.")
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     names = [name for name, _ in next(iter(series.values()))]
     fig, ax = plt.subplots(figsize=(max(6.0, min(0.22 * len(names) + 3, 24.0)), 4.2), dpi=110)
@@ -125,13 +115,13 @@ def plot_op_memory(series: Mapping[str, Sequence[tuple[str, int]]], path: str | 
     ax.legend(fontsize=8, loc="upper right")
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_and_close(fig, path)
 
 
 def plot_peak_bars(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
     """Save a bar chart of peak SRAM per model: TFLM's arena, ours layer by layer and ours patch by patch
     (keys ``label``, ``tflm_arena_bytes``, ``peak_sram_bytes``, ``patch_peak_sram_bytes``; None skipped)."""
-    plt = _pyplot()
+    plt = pyplot()
     path = Path(path)
     labels = [str(r["label"]) for r in rows]
     keys = (("tflm_arena_bytes", "TFLM arena"), ("peak_sram_bytes", "tinyml-kit, layer by layer"),
@@ -154,26 +144,7 @@ def plot_peak_bars(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -
     ax.legend(fontsize=8)
     ax.set_title("Peak SRAM per model (labels: fraction of TFLM's arena)")
     fig.tight_layout()
-    return _save(fig, plt, path)
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - matplotlib ships with the toolkit's extras
-        raise MissingDependencyError("plotting needs matplotlib; install it with `pip install matplotlib`.") \
-            from exc
-    return plt
-
-
-def _save(fig: Any, plt: Any, path: Path) -> Path:
-    try:
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return save_and_close(fig, path)
 
 
 def plan_table(problem: Problem, plan: Plan) -> str:
