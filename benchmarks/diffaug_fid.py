@@ -18,7 +18,8 @@ combined with ``--merge DIR [DIR ...] --out OUT``.
 
 Writes its section of benchmarks/RESULTS.md (between ``<!-- diffaug:begin -->`` and
 ``<!-- diffaug:end -->``, or ``--section NAME``; other sections untouched; reduced or incomplete grids are
-labelled; with ``--fid-every``, ``<section>_fid_curves.png`` beside it),
+labelled; with ``--fid-every``, ``<section>_fid_curves.png`` beside it; ``<section>_samples.png``, the
+final sample grids of the first seed),
 ``<out>/results.json`` (after every run) and one sample grid per run.
 """
 
@@ -203,7 +204,8 @@ def merge_reports(reports: list[dict]) -> dict:
     """One payload from grids run side by side (e.g. one process per fraction or seed).
 
     Runs are concatenated; fractions, modes and seeds become the union (fractions in descending order);
-    the wall time is that of the longest grid. The grids must share every other setting.
+    the wall time is that of the longest grid and the shard count adds up (a merged grid merges again).
+    The grids must share every other setting.
     """
     if not reports:
         raise SystemExit("--merge needs at least one folder with a results.json")
@@ -223,7 +225,7 @@ def merge_reports(reports: list[dict]) -> dict:
         "augment_ms": float(np.median([r["augment_ms"] for r in reports])),
         "wall_seconds": max(r["wall_seconds"] for r in reports),
         "device": " / ".join(sorted({r["device"] for r in reports})),
-        "shards": len(reports),
+        "shards": sum(r.get("shards", 1) for r in reports),
     }
 
 
@@ -273,7 +275,7 @@ def reduced_settings(settings: dict) -> list[str]:
     return out
 
 
-def render(report: dict, curves_png: Path | None = None) -> str:
+def render(report: dict, curves_png: Path | None = None, samples_png: Path | None = None) -> str:
     """The RESULTS.md section from a ``results.json`` payload (also used by ``--render-only``)."""
     a = report["settings"]
     inception_note = (
@@ -334,11 +336,63 @@ def render(report: dict, curves_png: Path | None = None) -> str:
         "",
         f"Augmentation overhead: {overhead_text}",
         "",
-        f"Budget: {report['wall_seconds'] / 60:.1f} min wall"
-        + (f" ({report['shards']} grids run side by side)" if report.get("shards", 1) > 1 else "")
-        + f" on {report['device']} (shared machine: timings "
-        f"indicative). Sample grids and results.json: `{a['out']}`.",
+        budget_summary(report),
+        "",
+        *([f"Final samples of seed {min(a['seeds'])} (64 EMA-generator images per run): "
+           f"`{_display_path(samples_png)}`."] if samples_png else []),
     ])  # fmt: skip
+
+
+def budget_summary(report: dict) -> str:
+    """Training time per run and in total, and the wall time of the (longest) grid."""
+    seconds = [r["seconds"] for r in report["runs"]]
+    shards = report.get("shards", 1)
+    text = "Budget: "
+    if seconds:
+        text += (
+            f"{len(seconds)} runs, {np.mean(seconds) / 60:.1f} min of training each on average "
+            f"({sum(seconds) / 60:.0f} min in total); "
+        )
+    text += f"{report['wall_seconds'] / 60:.1f} min wall" + (
+        f" for the longest of {shards} grids run side by side" if shards > 1 else ""
+    )
+    return (
+        text + f", on {report['device']} (shared machine: timings indicative). "
+        f"Sample grids and results.json: `{report['settings']['out']}`."
+    )
+
+
+def plot_samples(runs: list[dict], fractions: list[float], modes: list[str], path: Path) -> Path | None:
+    """One figure of the final sample grids of the first seed: a row per fraction, a column per mode.
+
+    Runs whose grid PNG is missing (e.g. results.json copied without its folders) leave a blank cell;
+    None when no grid exists at all.
+    """
+    seed = min((r["seed"] for r in runs), default=0)
+    cells = {
+        (r["fraction"], r["mode"]): Path(HERE.parent, r["grid"])
+        for r in runs
+        if r["seed"] == seed and r.get("grid") and Path(HERE.parent, r["grid"]).is_file()
+    }
+    if not cells:
+        return None
+    from PIL import Image
+
+    from tinyml_kit._plotting import pyplot, save_and_close
+
+    plt = pyplot()
+    rows = [f for f in fractions if any((f, m) in cells for m in modes)]
+    fig, axes = plt.subplots(len(rows), len(modes), figsize=(3 * len(modes), 3 * len(rows)), squeeze=False)
+    for ax_row, fraction in zip(axes, rows, strict=True):
+        for ax, mode in zip(ax_row, modes, strict=True):
+            ax.set_axis_off()
+            if (fraction, mode) in cells:
+                with Image.open(cells[fraction, mode]) as picture:
+                    ax.imshow(np.asarray(picture.convert("L")), cmap="gray", vmin=0, vmax=255)
+            fid = [r["fid"] for r in runs if (r["fraction"], r["mode"], r["seed"]) == (fraction, mode, seed)]
+            ax.set_title(f"{fraction:.0%} {mode}" + (f"  FID {fid[0]:.1f}" if fid else ""), fontsize=9)
+    fig.tight_layout()
+    return save_and_close(fig, path)
 
 
 def _display_path(path: Path) -> str:
@@ -448,7 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     curves_png = args.results.with_name(f"{args.section.replace('-', '_')}_fid_curves.png")
     grid = report["settings"]
     curves = plot_curves(report["runs"], grid["fractions"], grid["modes"], curves_png)
-    body = render(report, curves)
+    samples_png = args.results.with_name(f"{args.section.replace('-', '_')}_samples.png")
+    samples = plot_samples(report["runs"], grid["fractions"], grid["modes"], samples_png)
+    body = render(report, curves, samples)
     print("\n" + body)
     write_section(args.results, args.section, body)
     return 0

@@ -109,7 +109,9 @@ def test_benchmark_tables():
     report = {"command": "python x", "settings": settings, "runs": runs, "augment_ms": 0.5,
               "wall_seconds": 60.0, "device": "CPU only"}  # fmt: skip
     body = bench.render(report)
-    assert table in body and "not comparable to Inception-FID" in body and "1.0 min wall on CPU only" in body
+    assert table in body and "not comparable to Inception-FID" in body
+    assert "Budget: 3 runs, 0.5 min of training each on average (2 min in total); " in body
+    assert "1.0 min wall, on CPU only" in body
     assert "**Reduced run** (fractions [0.1] (default [1.0, 0.2, 0.1, 0.01]); modes" in body
     assert "steps 10 (default" in body and "seeds" not in body.split("instead of")[0]
     assert "**Incomplete: 3 of 4 runs finished**" in body
@@ -144,6 +146,27 @@ def test_benchmark_merges_side_by_side_grids_and_summarises_the_fid_change():
     other["settings"]["steps"] = 20
     with pytest.raises(SystemExit, match="differ in steps"):
         bench.merge_reports([grid(0.1, 0, {"none": 1.0}, 1.0), other])
+    again = bench.merge_reports([merged, grid(0.2, 0, {"none": 45.0}, 30.0)])  # a merged grid merges again
+    assert again["shards"] == 3 and again["settings"]["fractions"] == [0.2, 0.1, 0.01]
+
+
+def test_benchmark_sample_figure_tiles_the_first_seed(tmp_path):
+    from PIL import Image
+
+    bench = load_benchmark()
+    runs = []
+    for mode, shade, seed in (("none", 40, 0), ("diffaug", 200, 0), ("none", 120, 1)):
+        path = tmp_path / f"{mode}_{seed}.png"
+        Image.fromarray(np.full((30, 30), shade, np.uint8)).save(path)
+        runs.append({"fraction": 0.1, "mode": mode, "seed": seed, "fid": 10.0 + seed, "grid": str(path)})
+    png = bench.plot_samples(runs, [0.1, 0.01], ["none", "diffaug"], tmp_path / "samples.png")
+    assert png is not None and png.stat().st_size > 1000
+    with Image.open(png) as figure:
+        pixels = np.asarray(figure.convert("L"))
+    area = {shade: int((pixels == shade).sum()) for shade in (40, 200, 120)}
+    assert area[40] > 2000 and area[200] > 2000 and area[120] < 100  # seed 0's two grids, not seed 1's
+    missing = [{**r, "grid": str(tmp_path / "gone.png")} for r in runs]
+    assert bench.plot_samples(missing, [0.1], ["none"], tmp_path / "none.png") is None
 
 
 def test_benchmark_fid_curves_table_and_plot(tmp_path):
