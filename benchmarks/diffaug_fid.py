@@ -246,8 +246,11 @@ def equivalent_command(command: str, settings: dict) -> str:
     ])  # fmt: skip
 
 
-def fid_change_summary(runs: list[dict], fractions: list[float], target: float = -30.0) -> str:
-    """``FID change vs none`` per fraction and augmented mode (means over seeds), against ``target`` %."""
+def fid_change_summary(
+    runs: list[dict], fractions: list[float], target: float = -30.0, target_fraction: float = 0.1
+) -> str:
+    """``FID change vs none`` per fraction and augmented mode (means over seeds); at ``target_fraction``
+    (the issue's 10 %) it is judged against ``target`` %."""
     parts = []
     for fraction in fractions:
         base = [r["fid"] for r in runs if r["fraction"] == fraction and r["mode"] == "none"]
@@ -255,8 +258,11 @@ def fid_change_summary(runs: list[dict], fractions: list[float], target: float =
             vals = [r["fid"] for r in runs if r["fraction"] == fraction and r["mode"] == mode]
             if base and vals:
                 change = 100.0 * (np.mean(vals) / np.mean(base) - 1.0)
-                verdict = "meets" if change <= target else "misses"
-                parts.append(f"{mode} {change:+.0f}% at {fraction:.0%} ({verdict} the {target:.0f}% target)")
+                part = f"{mode} {change:+.0f}% at {fraction:.0%}"
+                if fraction == target_fraction:
+                    verdict = "meets" if change <= target else "misses"
+                    part += f" ({verdict} the {target:.0f}% target)"
+                parts.append(part)
     return "FID change vs no augmentation (means over seeds): " + "; ".join(parts) + "." if parts else ""
 
 
@@ -354,7 +360,7 @@ def budget_summary(report: dict) -> str:
             f"({sum(seconds) / 60:.0f} min in total); "
         )
     text += f"{report['wall_seconds'] / 60:.1f} min wall" + (
-        f" for the longest of {shards} grids run side by side" if shards > 1 else ""
+        f" for the longest of {shards} grids (run side by side or in turn, then merged)" if shards > 1 else ""
     )
     return (
         text + f", on {report['device']} (shared machine: timings indicative). "
