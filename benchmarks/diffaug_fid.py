@@ -39,6 +39,7 @@ import numpy as np
 from tinyml_kit._atomic import write_section
 
 HERE = Path(__file__).resolve().parent
+MODES = ("none", "diffaug", "adaptive")
 
 # Zhao et al. 2020, FID (fid10k, Inception) on CIFAR-10: (baseline, DiffAugment) per data fraction.
 PUBLISHED = {
@@ -191,11 +192,16 @@ def overhead_summary(runs: list[dict], aug_ms: float, batch: int) -> tuple[str, 
         "a train step calls it 3 times (real and fake in the D step, fake in the G step)."
     )
     if pairs:
-        none_ms, da_ms = np.median([p[0] for p in pairs]), np.median([p[1] for p in pairs])
-        share = 100.0 * (da_ms - none_ms) / da_ms
+        # Per pair first: pairs of a merged grid may have run under different machine loads.
+        shares = [100.0 * (da_ms - none_ms) / da_ms for none_ms, da_ms in pairs]
+        share = float(np.median(shares))
+        da_ms = float(np.median([p[1] for p in pairs]))
+        spread = f", range {min(shares):.1f}% to {max(shares):.1f}%" if len(pairs) > 1 else ""
+        plural = "s" if len(pairs) > 1 else ""
         text += (
-            f" Median step: {none_ms:.1f} ms without, {da_ms:.1f} ms with DiffAugment → augmentation is "
-            f"{share:.1f}% of the step time ({3 * aug_ms / da_ms * 100:.1f}% by the standalone timing)."
+            f" Paired runs (same fraction and seed): augmentation is {share:.1f}% of the DiffAugment step "
+            f"time (median of {len(pairs)} pair{plural}{spread}; {3 * aug_ms / da_ms * 100:.1f}% by the "
+            f"standalone timing against the median step of {da_ms:.1f} ms)."
         )
     return text, share
 
@@ -216,17 +222,23 @@ def merge_reports(reports: list[dict]) -> dict:
         if differing:
             raise SystemExit(f"Cannot merge grids whose settings differ in {', '.join(differing)}.")
     union = lambda key: sorted({v for r in reports for v in r["settings"][key]})  # noqa: E731
-    modes = [m for m in ("none", "diffaug", "adaptive") if m in union("modes")]
+    modes = [m for m in MODES if m in union("modes")]
     settings = first | {"fractions": union("fractions")[::-1], "modes": modes, "seeds": union("seeds")}
     return {
         "command": equivalent_command(reports[0]["command"], settings),
         "settings": settings,
-        "runs": [run for r in reports for run in r["runs"]],
+        "runs": sorted((run for r in reports for run in r["runs"]), key=_run_order),
         "augment_ms": float(np.median([r["augment_ms"] for r in reports])),
         "wall_seconds": max(r["wall_seconds"] for r in reports),
         "device": " / ".join(sorted({r["device"] for r in reports})),
         "shards": sum(r.get("shards", 1) for r in reports),
     }
+
+
+def _run_order(run: dict) -> tuple[float, int, int]:
+    """Fractions descending, then seed, then mode as in ``MODES``."""
+    mode = MODES.index(run["mode"]) if run["mode"] in MODES else len(MODES)
+    return -run["fraction"], run["seed"], mode
 
 
 def equivalent_command(command: str, settings: dict) -> str:
@@ -292,7 +304,7 @@ def render(report: dict, curves_png: Path | None = None, samples_png: Path | Non
     reduced = reduced_settings(a)
     status = f"**Reduced run** ({'; '.join(reduced)} instead of the default grid). " if reduced else ""
     shards = report.get("shards", 1)
-    sharded = f" (run as {shards} grids side by side, then `--merge`)" if shards > 1 else ""
+    sharded = f" (run as {shards} grids, side by side or in turn, then `--merge`)" if shards > 1 else ""
     planned = len(a["fractions"]) * len(a["modes"]) * len(a["seeds"])
     if len(report["runs"]) < planned:
         status += f"**Incomplete: {len(report['runs'])} of {planned} runs finished** (`-` = not run). "
@@ -384,21 +396,28 @@ def plot_samples(runs: list[dict], fractions: list[float], modes: list[str], pat
         return None
     from PIL import Image
 
-    from tinyml_kit._plotting import pyplot, save_and_close
+    from tinyml_kit._plotting import pyplot
+    from tinyml_kit.diffaug._io import atomic_write
 
     plt = pyplot()
     rows = [f for f in fractions if any((f, m) in cells for m in modes)]
-    fig, axes = plt.subplots(len(rows), len(modes), figsize=(3 * len(modes), 3 * len(rows)), squeeze=False)
+    size = (2.6 * len(modes), 2.7 * len(rows))
+    fig, axes = plt.subplots(len(rows), len(modes), figsize=size, squeeze=False)
     for ax_row, fraction in zip(axes, rows, strict=True):
         for ax, mode in zip(ax_row, modes, strict=True):
             ax.set_axis_off()
             if (fraction, mode) in cells:
                 with Image.open(cells[fraction, mode]) as picture:
-                    ax.imshow(np.asarray(picture.convert("L")), cmap="gray", vmin=0, vmax=255)
+                    pixels = np.asarray(picture.convert("L"))
+                ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             fid = [r["fid"] for r in runs if (r["fraction"], r["mode"], r["seed"]) == (fraction, mode, seed)]
             ax.set_title(f"{fraction:.0%} {mode}" + (f"  FID {fid[0]:.1f}" if fid else ""), fontsize=9)
     fig.tight_layout()
-    return save_and_close(fig, path)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    plt.close(fig)
+    gray = Image.fromarray(rgba[..., :3]).convert("L")  # grey samples: a quarter of the RGBA bytes
+    return atomic_write(path, lambda tmp: gray.save(tmp, format="PNG", optimize=True))
 
 
 def _display_path(path: Path) -> str:

@@ -99,7 +99,7 @@ def test_benchmark_tables():
     without_probe = [{k: v for k, v in runs[0].items() if k != "d_gap"}]
     assert "D gap" not in bench.results_table(without_probe, [0.1], ["none"])
     text, share = bench.overhead_summary(runs, aug_ms=0.5, batch=64)
-    assert share == pytest.approx(20.0) and "20.0% of the step time" in text
+    assert share == pytest.approx(20.0) and "20.0% of the DiffAugment step time (median of 1 pair;" in text
     assert "39.78 → 22.40" in bench.published_table()
     settings = {
         "arch": "dcgan", "steps": 10, "batch_size": 64, "seeds": [0, 1], "policy": "color",
@@ -149,6 +149,9 @@ def test_benchmark_merges_side_by_side_grids_and_summarises_the_fid_change():
         bench.merge_reports([grid(0.1, 0, {"none": 1.0}, 1.0), other])
     again = bench.merge_reports([merged, grid(0.2, 0, {"none": 45.0}, 30.0)])  # a merged grid merges again
     assert again["shards"] == 3 and again["settings"]["fractions"] == [0.2, 0.1, 0.01]
+    order = [(r["fraction"], r["seed"], r["mode"]) for r in again["runs"]]
+    assert order == [(0.2, 0, "none"), (0.1, 0, "none"), (0.1, 0, "diffaug"), (0.01, 1, "none"),
+                     (0.01, 1, "diffaug")]  # fmt: skip
 
 
 def test_benchmark_sample_figure_tiles_the_first_seed(tmp_path):
