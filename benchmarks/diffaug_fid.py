@@ -403,21 +403,27 @@ def plot_samples(runs: list[dict], fractions: list[float], modes: list[str], pat
     rows = [f for f in fractions if any((f, m) in cells for m in modes)]
     size = (2.6 * len(modes), 2.7 * len(rows))
     fig, axes = plt.subplots(len(rows), len(modes), figsize=size, squeeze=False)
-    for ax_row, fraction in zip(axes, rows, strict=True):
-        for ax, mode in zip(ax_row, modes, strict=True):
-            ax.set_axis_off()
-            if (fraction, mode) in cells:
-                with Image.open(cells[fraction, mode]) as picture:
-                    pixels = np.asarray(picture.convert("L"))
-                ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            fid = [r["fid"] for r in runs if (r["fraction"], r["mode"], r["seed"]) == (fraction, mode, seed)]
-            ax.set_title(f"{fraction:.0%} {mode}" + (f"  FID {fid[0]:.1f}" if fid else ""), fontsize=9)
-    fig.tight_layout()
-    fig.canvas.draw()
-    rgba = np.asarray(fig.canvas.buffer_rgba())
-    plt.close(fig)
-    gray = Image.fromarray(rgba[..., :3]).convert("L")  # grey samples: a quarter of the RGBA bytes
-    return atomic_write(path, lambda tmp: gray.save(tmp, format="PNG", optimize=True))
+    fids = {(r["fraction"], r["mode"]): r["fid"] for r in runs if r["seed"] == seed and "fid" in r}
+    grey = True
+    try:
+        for ax_row, fraction in zip(axes, rows, strict=True):
+            for ax, mode in zip(ax_row, modes, strict=True):
+                ax.set_axis_off()
+                if (fraction, mode) in cells:
+                    with Image.open(cells[fraction, mode]) as picture:
+                        grey = grey and picture.mode == "L"
+                        pixels = np.asarray(picture.convert("L" if picture.mode == "L" else "RGB"))
+                    ax.imshow(pixels, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+                fid = fids.get((fraction, mode))
+                score = f"  FID {fid:.1f}" if fid is not None else ""
+                ax.set_title(f"{fraction:.0%} {mode}{score}", fontsize=9)
+        fig.tight_layout()
+        fig.canvas.draw()
+        rgb = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
+    finally:
+        plt.close(fig)
+    figure = rgb.convert("L") if grey else rgb  # grey samples: a third of the RGB bytes
+    return atomic_write(path, lambda tmp: figure.save(tmp, format="PNG", optimize=True))
 
 
 def _display_path(path: Path) -> str:

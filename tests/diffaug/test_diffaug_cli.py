@@ -169,6 +169,11 @@ def test_benchmark_sample_figure_tiles_the_first_seed(tmp_path):
         pixels = np.asarray(figure.convert("L"))
     area = {shade: int((pixels == shade).sum()) for shade in (40, 200, 120)}
     assert area[40] > 2000 and area[200] > 2000 and area[120] < 100  # seed 0's two grids, not seed 1's
+    assert Image.open(png).mode == "L"  # grey samples stay grey
+    colour = tmp_path / "colour.png"
+    Image.fromarray(np.full((30, 30, 3), (200, 30, 30), np.uint8)).save(colour)
+    rgb = bench.plot_samples([{**runs[0], "grid": str(colour)}], [0.1], ["none"], tmp_path / "rgb.png")
+    assert Image.open(rgb).mode == "RGB"
     missing = [{**r, "grid": str(tmp_path / "gone.png")} for r in runs]
     assert bench.plot_samples(missing, [0.1], ["none"], tmp_path / "none.png") is None
 
