@@ -729,6 +729,15 @@ static void dw3_shape(const tk_dwconv2d_ch_params_t *p, tk_dw3_ctx_t *q) {
 /* One kernel row of a block: input row pointer P, the row's weights at byte W of the context. The
  * first multiply-add into each sum adds to B3..B7: the bias (lr, or r5 for three outputs: the sum
  * that starts last) in the first kernel row, which starts every sum at the bias, else the sum itself. */
+/* A block of 6 (or 3) outputs: the three kernel rows of ROW (one stride's row macro) over r0, r1, r2. */
+#define TK_DW3_ROWS6(ROW)                                  \
+    ROW("r0", "0", "lr", "lr", "lr", "lr", "lr")           \
+    ROW("r1", "8", "r3", "r4", "r5", "r6", "r7")           \
+    ROW("r2", "16", "r3", "r4", "r5", "r6", "r7")
+#define TK_DW3_ROWS3(ROW)                                  \
+    ROW("r0", "0", "r5", "r5", "r5")                       \
+    ROW("r1", "8", "r3", "r4", "r5")                       \
+    ROW("r2", "16", "r3", "r4", "r5")
 /* stride 1, six outputs (r3, r4, r5, r6, r7, lr) read x0..x7 as pairs (x0,x1) (x2,x3) (x4,x5) (x6,x7)
  * from two LDRDs: output i takes (x_i, x_i+1) . (w0, w1) and x_i+2 * w2 when i is even, x_i * w0 and
  * (x_i+1, x_i+2) . (w1, w2) when odd, so no load straddles a pair */
@@ -748,10 +757,6 @@ static void dw3_shape(const tk_dwconv2d_ch_params_t *p, tk_dw3_ctx_t *q) {
     "smlatb lr, r10, r8, lr\n\t"               \
     "smlabt r7, r11, r9, r7\n\t"               \
     "smlad lr, r11, r9, lr\n\t"
-#define TK_DW3S1_BLOCK6                                            \
-    TK_DW3S1_ROW6("r0", "0", "lr", "lr", "lr", "lr", "lr")         \
-    TK_DW3S1_ROW6("r1", "8", "r3", "r4", "r5", "r6", "r7")         \
-    TK_DW3S1_ROW6("r2", "16", "r3", "r4", "r5", "r6", "r7")
 /* stride 1, three outputs (r3, r4, r5): x0..x4 */
 #define TK_DW3S1_ROW3(P, W, B3, B4, B5)         \
     "ldrd r8, r9, [r12, #" W "]\n\t"           \
@@ -763,13 +768,9 @@ static void dw3_shape(const tk_dwconv2d_ch_params_t *p, tk_dw3_ctx_t *q) {
     "smlad r5, r11, r8, " B5 "\n\t"            \
     "ldr r10, [" P ", #8]\n\t"                 \
     "smlabt r5, r10, r9, r5\n\t"
-#define TK_DW3S1_BLOCK3                                            \
-    TK_DW3S1_ROW3("r0", "0", "r5", "r5", "r5")                     \
-    TK_DW3S1_ROW3("r1", "8", "r3", "r4", "r5")                     \
-    TK_DW3S1_ROW3("r2", "16", "r3", "r4", "r5")
 
 __attribute__((naked, noinline)) static void dw3s1_rows_asm(TK_DW3_ASM_ARGS) {
-    __asm__ volatile(TK_DW3_LOOPS(TK_DW3S1_BLOCK6, TK_DW3S1_BLOCK3));
+    __asm__ volatile(TK_DW3_LOOPS(TK_DW3_ROWS6(TK_DW3S1_ROW6), TK_DW3_ROWS3(TK_DW3S1_ROW3)));
 }
 
 /* stride 2, six outputs: x0..x12, pairs (x0,x1)..(x10,x11) from three LDRDs, x12 from one LDR */
@@ -791,10 +792,6 @@ __attribute__((naked, noinline)) static void dw3s1_rows_asm(TK_DW3_ASM_ARGS) {
     "smlad lr, r11, r8, lr\n\t"                \
     "ldr r10, [" P "]\n\t"                     \
     "smlabt lr, r10, r9, lr\n\t"
-#define TK_DW3S2_BLOCK6                                            \
-    TK_DW3S2_ROW6("r0", "0", "lr", "lr", "lr", "lr", "lr")         \
-    TK_DW3S2_ROW6("r1", "8", "r3", "r4", "r5", "r6", "r7")         \
-    TK_DW3S2_ROW6("r2", "16", "r3", "r4", "r5", "r6", "r7")
 /* stride 2, three outputs: x0..x6 (two LDRDs) */
 #define TK_DW3S2_ROW3(P, W, B3, B4, B5)         \
     "ldrd r8, r9, [r12, #" W "]\n\t"           \
@@ -806,13 +803,9 @@ __attribute__((naked, noinline)) static void dw3s1_rows_asm(TK_DW3_ASM_ARGS) {
     "smlabt r4, r10, r9, r4\n\t"               \
     "smlad r5, r10, r8, " B5 "\n\t"            \
     "smlabt r5, r11, r9, r5\n\t"
-#define TK_DW3S2_BLOCK3                                            \
-    TK_DW3S2_ROW3("r0", "0", "r5", "r5", "r5")                     \
-    TK_DW3S2_ROW3("r1", "8", "r3", "r4", "r5")                     \
-    TK_DW3S2_ROW3("r2", "16", "r3", "r4", "r5")
 
 __attribute__((naked, noinline)) static void dw3s2_rows_asm(TK_DW3_ASM_ARGS) {
-    __asm__ volatile(TK_DW3_LOOPS(TK_DW3S2_BLOCK6, TK_DW3S2_BLOCK3));
+    __asm__ volatile(TK_DW3_LOOPS(TK_DW3_ROWS6(TK_DW3S2_ROW6), TK_DW3_ROWS3(TK_DW3S2_ROW3)));
 }
 
 /* One output at column x (the sum before requantisation); reads one halfword past the window. */
