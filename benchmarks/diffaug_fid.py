@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyml_kit._atomic import write_section
+from tinyml_kit._atomic import atomic_write, write_section
 
 HERE = Path(__file__).resolve().parent
 MODES = ("none", "diffaug", "adaptive")
@@ -397,7 +397,6 @@ def plot_samples(runs: list[dict], fractions: list[float], modes: list[str], pat
     from PIL import Image
 
     from tinyml_kit._plotting import pyplot
-    from tinyml_kit.diffaug._io import atomic_write
 
     plt = pyplot()
     rows = [f for f in fractions if any((f, m) in cells for m in modes)]
